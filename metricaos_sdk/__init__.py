@@ -1,0 +1,48 @@
+"""MetricaOS SDK: meter every LLM call — who made it, what it consumed, what it cost, and whether the
+customer still has quota.
+
+    from metricaos_sdk import Meter
+    meter = Meter("metricaos.db")
+    client = meter.wrap(openai.OpenAI())
+
+This module is the public API; everything else is internal and may change.
+"""
+
+from ._version import __version__
+from .config import MeterConfig
+from .context import Attribution, AttributionScope, current_attribution
+from .errors import ConfigurationError, MetricaOSError, QuotaExceeded
+from .events import UsageEvent
+from .meter import Meter
+from .pricing import PriceQuote, RateTable
+from .quota import InMemoryQuotaStore, Quota, QuotaStore, UsageTotals
+from .reports import LimitStatus, Totals, UsageSummary
+from .sinks import EventQuery, MemorySink, Sink, SQLiteSink
+from .usage import Usage
+
+__all__ = [
+    "Attribution",
+    "AttributionScope",
+    "ConfigurationError",
+    "EventQuery",
+    "InMemoryQuotaStore",
+    "LimitStatus",
+    "MemorySink",
+    "Meter",
+    "MeterConfig",
+    "MetricaOSError",
+    "PriceQuote",
+    "Quota",
+    "QuotaExceeded",
+    "QuotaStore",
+    "RateTable",
+    "SQLiteSink",
+    "Sink",
+    "Totals",
+    "Usage",
+    "UsageEvent",
+    "UsageSummary",
+    "UsageTotals",
+    "__version__",
+    "current_attribution",
+]

@@ -1,0 +1,91 @@
+"""UsageEvent: the record of one logical LLM call. Its schema is public and versioned.
+
+One event per logical call: the provider SDK's retries are folded into ``attempts``; the event ``id`` is
+generated once per call and is the idempotency key every sink and downstream system deduplicates on.
+No prompt or completion text is ever part of an event.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EVENT_SCHEMA_VERSION", "CallStatus", "UsageEvent", "UsageStatus", "new_event_id"]
+
+EVENT_SCHEMA_VERSION = 1
+
+CallStatus = Literal["ok", "error", "cancelled"]
+"""``ok``: the provider answered and the body was read to the end. ``error``: the provider answered with an
+error status, the connection failed, or a stream failed mid-way. ``cancelled``: the caller abandoned a
+stream (break, close, garbage collection, task cancellation) before it ended."""
+
+UsageStatus = Literal["reported", "estimated", "invalid", "none"]
+"""``reported``: counts are the provider's. ``estimated``: the provider sent none (abandoned or failed
+stream, endpoint without usage); counts are our estimate. ``invalid``: the provider's usage was impossible
+(see ``usage_problem``) and counts were zeroed. ``none``: nothing was consumed (error before generation)."""
+
+
+def new_event_id() -> str:
+    """A UUIDv7 string: unique, and sortable by creation time (RFC 9562)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | (rand & (1 << 62) - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class UsageEvent(BaseModel):
+    """One metered LLM call. Token buckets are inclusive (see :class:`metricaos_sdk.Usage`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=new_event_id, description="Unique idempotency key (UUIDv7).")
+    schema_version: int = EVENT_SCHEMA_VERSION
+    timestamp: datetime = Field(description="When the call started (UTC).")
+    event_type: str = Field(description="What was called: chat_completion, response, embedding, message …")
+
+    customer_id: str | None = None
+    user_id: str | None = None
+    workspace_id: str | None = None
+    feature: str | None = None
+    environment: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    provider: str
+    model: str | None = Field(default=None, description="The model the provider says answered, else the one requested.")
+    requested_model: str | None = None
+    endpoint: str = Field(description="The API path called, e.g. /chat/completions.")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    web_search_requests: int = 0
+    usage_status: UsageStatus = "reported"
+    usage_problem: str | None = Field(default=None, description="Why usage is invalid or estimated, and what was received.")
+
+    cost_usd: Decimal | None = Field(default=None, description="Exact cost; None when the model has no price.")
+    price_status: str = "unpriced"
+    price_id: str | None = None
+    price_table_version: str | None = None
+    price_effective_from: date | None = None
+    service_tier: str | None = None
+
+    billable: bool = True
+    status: CallStatus = "ok"
+    error_type: str | None = None
+    http_status: int | None = None
+    streamed: bool = False
+    duration_ms: float = 0.0
+    attempts: int = 1
+    request_id: str | None = Field(default=None, description="The provider's request or response id.")
+    sdk_version: str = ""

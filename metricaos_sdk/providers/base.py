@@ -1,0 +1,68 @@
+"""What every provider extractor returns, and the strict reading of token counts.
+
+Extractors are pure functions of parsed JSON: no I/O, no clock, no globals. A malformed usage payload
+raises :class:`InvalidUsage`, which the caller turns into an event flagged ``usage_status="invalid"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..usage import Usage
+
+__all__ = ["Endpoint", "InvalidUsage", "StreamState", "count"]
+
+
+class InvalidUsage(ValueError):
+    """The provider's usage payload is impossible; the message says what was received."""
+
+
+def count(payload: Mapping[str, Any], key: str) -> int:
+    """A token count from ``payload[key]``: missing or null is 0; anything but a non-negative int is invalid."""
+    value = payload.get(key)
+    if value is None:
+        return 0
+    if type(value) is not int or value < 0:
+        raise InvalidUsage(f"{key}={value!r}")
+    return value
+
+
+def checked(usage: Usage, received: Mapping[str, Any]) -> Usage:
+    """``usage`` if it is possible, else :class:`InvalidUsage` naming the problem and what was received."""
+    problems = usage.problems()
+    if problems:
+        raise InvalidUsage(f"{'; '.join(problems)} (received {dict(received)!r})")
+    return usage
+
+
+class StreamState(Protocol):
+    """Running totals of one streamed response. Memory stays constant whatever the number of events."""
+
+    usage: Usage | None
+    problem: str | None
+    model: str | None
+    response_id: str | None
+    service_tier: str | None
+    done: bool
+    """Set when the terminal event was seen: the response is complete even if the reader stops early."""
+
+    def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
+        """Fold one parsed event in; return True to hide it from the caller (the injected usage chunk)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A billable API path: how to read its usage, plain and streamed."""
+
+    provider: str
+    event_type: str
+    usage_from_body: Callable[[Mapping[str, Any]], Usage | None]
+    """Usage from a complete (non-streamed) JSON body; None when the body carries none."""
+    stream_state: Callable[[bool], StreamState] | None = None
+    """Factory of the stream accumulator; its argument says whether we injected the usage request."""
+    injects_stream_usage: bool = False
+    """Whether a streamed request needs ``stream_options.include_usage`` to report usage (OpenAI chat)."""
+    terminal_event: bytes | None = None
+    """Raw start of the event that ends a stream without carrying usage (``data: [DONE]``)."""

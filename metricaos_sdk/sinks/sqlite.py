@@ -1,0 +1,224 @@
+"""SQLiteSink: the default sink. Events and the quota ledger in one local file.
+
+``write`` makes an event durable in the caller's thread with one append to a journal (see
+``storage/journal.py``) and returns; a writer thread commits batches to SQLite — the event row and the
+per-day quota ledger in one transaction — then deletes the journal segment. Until a batch is committed,
+its billable usage is held in memory (``pending_usage``) so this process's quota checks see it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..events import UsageEvent
+from ..quota.limits import UsageTotals
+from ..storage.database import Database
+from ..storage.journal import Journal, Segment, recover_segments
+from ..storage.rows import EVENT_COLUMNS, event_to_row, ledger_entry, row_to_event
+
+__all__ = ["SQLiteSink"]
+
+log = logging.getLogger("metricaos_sdk")
+
+_INSERT = f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+_READ_DAY = "SELECT cost_usd FROM usage_daily WHERE customer_id = ? AND day = ?"
+_UPSERT_DAY = (
+    "INSERT INTO usage_daily (customer_id, day, tokens, requests, cost_usd) VALUES (?, ?, ?, 1, ?) "
+    "ON CONFLICT (customer_id, day) DO UPDATE SET tokens = tokens + excluded.tokens, "
+    "requests = requests + 1, cost_usd = excluded.cost_usd"
+)
+
+
+class SQLiteSink:
+    """Writes events to a SQLite file: durable on return from ``write``, committed in batches.
+
+    ``batch_delay`` is how long the writer lets events gather before a commit; ``flush()`` commits now.
+    Writes are idempotent on the event id (``INSERT OR IGNORE``), so journal replay never double-counts.
+    """
+
+    def __init__(self, database: Database | str | os.PathLike[str], *, batch_delay: float = 0.02) -> None:
+        self.database = database if isinstance(database, Database) else Database(database)
+        self.batch_delay = batch_delay
+        # Not "<db>-journal": that name is SQLite's own rollback journal.
+        self.journal_dir = Path(f"{self.database.path}-metricaos-journal")
+        self._cond = threading.Condition()
+        self._reset_process_state()
+        for rows in recover_segments(self.journal_dir):  # events of processes that died before committing
+            self._commit(rows)
+            log.info("metricaos_sdk: recovered %d events from a journal left by a stopped process", len(rows))
+        ref = weakref.ref(self)
+        import atexit
+
+        atexit.register(lambda: (s := ref()) is not None and s._stop_writer())
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._journal = Journal(self.journal_dir)
+        self._queue: list[tuple[Any, ...]] = []
+        self._held: list[Segment] = []  # segments whose rows are not committed yet
+        self._pending: dict[tuple[str, str], list[Any]] = {}
+        self._written = 0
+        self._committed = 0
+        self._urgent = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- Sink -------------------------------------------------------------------------------------
+    def write(self, events: Sequence[UsageEvent]) -> None:
+        rows = [event_to_row(e) for e in events]
+        with self._cond:
+            if self._pid != os.getpid():  # forked: the parent's queue and writer are the parent's
+                self._reset_process_state()
+            self._journal.append(rows)
+            self._queue.extend(rows)
+            self._written += len(rows)
+            for row in rows:
+                entry = ledger_entry(row)
+                if entry is not None:
+                    totals = self._pending.setdefault(entry[:2], [0, 0, Decimal(0)])
+                    totals[0] += entry[2]
+                    totals[1] += 1
+                    totals[2] += entry[3]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="metricaos-sqlite-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until every event written so far is committed (or ``timeout`` seconds pass)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._written
+            self._urgent = True
+            self._cond.notify_all()
+            while self._committed < target and self._thread is not None and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("metricaos_sdk: SQLite flush timed out; %d events stay in the journal",
+                                target - self._committed)
+                    return
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._stop_writer()
+        self.database.close()
+
+    # -- reading ------------------------------------------------------------------------------------
+    def pending_usage(self, customer_id: str, since_day: str) -> UsageTotals:
+        """Billable usage written but not yet committed, from ``since_day`` (ISO date) on."""
+        tokens = requests = 0
+        cost = Decimal(0)
+        with self._cond:
+            for (customer, day), totals in self._pending.items():
+                if customer == customer_id and day >= since_day:
+                    tokens += totals[0]
+                    requests += totals[1]
+                    cost += totals[2]
+        return UsageTotals(tokens=tokens, requests=requests, cost_usd=cost)
+
+    def events(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[UsageEvent]:
+        self.flush()
+        where, params = [], []
+        if customer_id is not None:
+            where.append("customer_id = ?")
+            params.append(customer_id)
+        if since is not None:
+            where.append("timestamp >= ?")
+            params.append(since.astimezone(timezone.utc).isoformat())
+        if until is not None:
+            where.append("timestamp < ?")
+            params.append(until.astimezone(timezone.utc).isoformat())
+        sql = "SELECT * FROM events" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY timestamp, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        conn = self.database.connection()
+        with self.database.lock:
+            cursor = conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return (row_to_event(dict(zip(names, row))) for row in rows)
+
+    # -- the writer thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                urgent = self._urgent or self._stopping
+            if not urgent:
+                time.sleep(self.batch_delay)  # let a batch gather; flush() cuts this short next round
+            with self._cond:
+                batch, self._queue = self._queue, []
+                self._urgent = False
+                segment = self._journal.rotate()
+                if segment is not None:
+                    self._held.append(segment)
+                written = self._committed + len(batch)
+            try:
+                self._commit(batch)
+            except Exception:
+                log.exception("metricaos_sdk: SQLite commit failed; %d events stay journaled and will be retried", len(batch))
+                with self._cond:
+                    self._queue[:0] = batch
+                    if self._stopping:
+                        return  # the journal keeps them for the next process
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.05
+            with self._cond:
+                held, self._held = self._held, []
+                for row in batch:
+                    entry = ledger_entry(row)
+                    if entry is not None:
+                        totals = self._pending[entry[:2]]
+                        totals[0] -= entry[2]
+                        totals[1] -= 1
+                        totals[2] -= entry[3]
+                        if totals[1] == 0:
+                            del self._pending[entry[:2]]
+                self._committed = written
+                self._cond.notify_all()
+            for segment in held:
+                segment.discard()
+
+    def _commit(self, rows: Sequence[Sequence[Any]]) -> None:
+        """One transaction: insert the rows (ignoring ids already present) and update the ledger."""
+        with self.database.transaction() as conn:
+            for row in rows:
+                if conn.execute(_INSERT, tuple(row)).rowcount and (entry := ledger_entry(row)) is not None:
+                    customer, day, tokens, cost = entry
+                    previous = conn.execute(_READ_DAY, (customer, day)).fetchone()
+                    total = (Decimal(previous[0]) if previous else Decimal(0)) + cost
+                    conn.execute(_UPSERT_DAY, (customer, day, tokens, str(total)))
+
+    def _stop_writer(self) -> None:
+        with self._cond:
+            if self._pid != os.getpid() or self._thread is None:
+                return
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        thread.join(timeout=30)
+        with self._cond:
+            self._thread = None
+            self._stopping = False

@@ -1,0 +1,116 @@
+"""MeteredCall: one logical LLM call, from the pre-call check to the event, across the SDK's retries.
+
+The method-level hook (``hooks.py``) creates it around the provider SDK's ``request()`` and publishes it in
+a ContextVar; the transport tap (``transport.py``) finds it there for each HTTP attempt. Only a 2xx attempt
+is observed for usage (the SDK never retries after one); earlier failed attempts only count in
+``attempts``. Whatever happens — body read, stream ended, closed, abandoned, failed, or the SDK raised —
+``finish`` runs exactly once and writes exactly one event.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..context import Attribution
+from ..events import new_event_id
+from ..providers.base import Endpoint
+from ..usage import Usage
+
+if TYPE_CHECKING:
+    from ..meter import Meter
+
+__all__ = ["MeteredCall", "current_call"]
+
+current_call: contextvars.ContextVar[MeteredCall | None] = contextvars.ContextVar("metricaos_call", default=None)
+
+
+class MeteredCall:
+    """State of one logical call. Created by the hook, fed by the tap, finished exactly once."""
+
+    __slots__ = (
+        "meter", "endpoint", "provider", "path", "body", "requested_model", "streamed", "attribution",
+        "started_at", "_t0", "id", "attempts", "http_status", "injected_usage", "deployment", "tapped",
+        "_finished", "_lock",
+    )
+
+    def __init__(
+        self,
+        meter: Meter,
+        endpoint: Endpoint,
+        provider: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        attribution: Attribution,
+        *,
+        deployment: str | None = None,
+    ) -> None:
+        self.meter = meter
+        self.endpoint = endpoint
+        self.provider = provider
+        self.path = path
+        self.body = body
+        model = body.get("model") if body else None
+        self.requested_model = model if isinstance(model, str) else deployment
+        self.streamed = bool(body and body.get("stream") is True)
+        self.attribution = attribution
+        self.started_at = datetime.now(timezone.utc)
+        self._t0 = time.perf_counter()
+        self.id = new_event_id()
+        self.attempts = 0
+        self.http_status: int | None = None
+        self.injected_usage = False
+        self.deployment = deployment
+        self.tapped = False
+        self._finished = False
+        self._lock = threading.Lock()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def finish(
+        self,
+        *,
+        status: str,
+        usage: Usage | None = None,
+        problem: str | None = None,
+        model: str | None = None,
+        response_id: str | None = None,
+        service_tier: str | None = None,
+        content_chunks: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """Build and record the event; later calls do nothing. Never raises."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        duration_ms = (time.perf_counter() - self._t0) * 1000.0
+        self.meter._finish_call(
+            self,
+            status=status,
+            usage=usage,
+            problem=problem,
+            model=model,
+            response_id=response_id,
+            service_tier=service_tier,
+            content_chunks=content_chunks,
+            error_type=error_type,
+            duration_ms=duration_ms,
+        )
+
+    def returned(self) -> None:
+        """``request()`` returned: if no body tap took the call over, finish it now (usage unknown)."""
+        if not self.tapped and not self._finished:
+            self.finish(status="ok", problem="the response body was not observed")
+
+    def fail(self, exc: BaseException) -> None:
+        """The SDK raised out of ``request()``: an error event unless a 2xx body already finished the call."""
+        name = type(exc).__name__
+        status = "cancelled" if name in ("CancelledError", "KeyboardInterrupt") else "error"
+        self.finish(status=status, error_type=name)

@@ -1,0 +1,303 @@
+"""Body taps: byte-stream proxies that read usage on the way through and finish the call exactly once.
+
+A tap replaces ``response.stream`` of a successful attempt. It yields the bytes the SDK would have had
+(minus an injected usage-only SSE event), and finishes its call when the body ends (``ok``), when it is
+closed early or garbage-collected (``cancelled``), or when reading fails (``error``). Its hooks never raise:
+an observation fault turns observation off and the bytes keep flowing.
+
+One class serves sync and async: the chunk logic is shared, only ``__iter__``/``__aiter__`` differ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+
+from ..providers.base import InvalidUsage
+from .call import MeteredCall
+
+__all__ = ["JSONTap", "SSETap"]
+
+log = logging.getLogger("metricaos_sdk")
+
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
+_SMALL_BODY = 256 * 1024
+
+
+class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    __slots__ = ("_inner", "_call", "_decoder", "_ended", "_finalizer")
+
+    def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None) -> None:
+        self._inner = inner
+        self._call = call
+        self._decoder = decoder
+        self._ended = False
+        # Runs when the tap is garbage-collected unread or unclosed (an abandoned stream), or at exit.
+        # It holds the call, never the tap.
+        self._finalizer = weakref.finalize(self, _abandon, call)
+
+    # -- shared logic -------------------------------------------------------------------------------
+    def _feed(self, chunk: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _end(self) -> bytes:
+        raise NotImplementedError
+
+    def _finish_ok(self) -> bytes:
+        self._ended = True
+        self._finalizer.detach()
+        try:
+            return self._end()
+        except Exception:
+            log.exception("metricaos_sdk: could not read usage at the end of a response")
+            self._call.finish(status="ok", problem="usage could not be read")
+            return b""
+
+    def _finish_error(self, exc: BaseException) -> None:
+        self._ended = True
+        self._finalizer.detach()
+        self._finish_partial("error", type(exc).__name__)
+
+    def _finish_closed(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._finalizer.detach()
+            self._finish_partial("cancelled", None)
+
+    def _finish_partial(self, status: str, error_type: str | None) -> None:
+        self._call.finish(status=status, error_type=error_type)
+
+    def consume(self, body: bytes) -> bytes:
+        """Observe a body that arrived already read (e.g. from a mock transport); returns what the SDK
+        should see. The call is finished on return."""
+        out = self._feed(body)
+        return out + self._finish_ok()
+
+    # -- sync shell ---------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._inner:
+                out = self._feed(chunk)
+                if out:
+                    yield out
+        except GeneratorExit:
+            raise  # the reader stopped early; close() will finish the call
+        except BaseException as exc:
+            self._finish_error(exc)
+            raise
+        tail = self._finish_ok()
+        if tail:
+            yield tail
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._finish_closed()
+
+    # -- async shell --------------------------------------------------------------------------------
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                out = self._feed(chunk)
+                if out:
+                    yield out
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._finish_error(exc)
+            raise
+        tail = self._finish_ok()
+        if tail:
+            yield tail
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._finish_closed()
+
+
+def _abandon(call: MeteredCall) -> None:
+    try:
+        call.meter._finish_abandoned(call)
+    except Exception:  # never raise from a finalizer
+        log.exception("metricaos_sdk: could not record an abandoned stream")
+
+
+class JSONTap(_Tap):
+    """A complete JSON body: kept until the end, then its ``usage`` (and id, model, tier) are read."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None) -> None:
+        super().__init__(inner, call, decoder)
+        self._parts: list[bytes] = []
+
+    def _feed(self, chunk: bytes) -> bytes:
+        self._parts.append(chunk)
+        return chunk
+
+    def _end(self) -> bytes:
+        body = b"".join(self._parts)
+        self._parts = []
+        if self._decoder is not None:
+            body = self._decoder.decode(body)
+        call = self._call
+        data = _read_json_fields(body)
+        try:
+            usage = call.endpoint.usage_from_body(data)
+            problem = None
+        except InvalidUsage as exc:
+            usage, problem = None, str(exc)
+        call.finish(
+            status="ok",
+            usage=usage,
+            problem=problem,
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+            service_tier=data.get("service_tier") if isinstance(data.get("service_tier"), str) else None,
+        )
+        return b""
+
+
+def _read_json_fields(body: bytes) -> dict[str, Any]:
+    """The top-level fields we need. A large body (embeddings) is scanned for its ``usage`` object only,
+    since parsing all of it costs milliseconds."""
+    if len(body) <= _SMALL_BODY:
+        data = json.loads(body)
+        return data if isinstance(data, dict) else {}
+    fields: dict[str, Any] = {}
+    at = body.rfind(b'"usage"')
+    if at >= 0:
+        brace = body.find(b"{", at)
+        if brace >= 0:
+            fields["usage"], _ = json.JSONDecoder().raw_decode(body[brace:].decode("utf-8", "replace"))
+    for key in ("model", "id", "service_tier"):
+        match = re.search(rb'"%s"\s*:\s*"([^"\\]{1,200})"' % key.encode(), body[-2048:]) or re.search(
+            rb'"%s"\s*:\s*"([^"\\]{1,200})"' % key.encode(), body[:2048]
+        )
+        if match:
+            fields[key] = match.group(1).decode()
+    return fields
+
+
+class SSETap(_Tap):
+    """A server-sent-event stream: split into events, parse only the first and those carrying usage.
+
+    Keeps running totals only (the stream state and a chunk count), so memory does not grow with length.
+    When we injected the usage request, the usage-only event is cut out and the stream is re-emitted event
+    by event; otherwise the caller's bytes pass through untouched and events are read from a copy.
+    """
+
+    __slots__ = ("_state", "_buffer", "_events", "_filtering", "_broken", "_terminal")
+
+    def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None, *, filtering: bool) -> None:
+        super().__init__(inner, call, decoder)
+        factory = call.endpoint.stream_state
+        assert factory is not None
+        self._state = factory(call.injected_usage)
+        self._buffer = b""
+        self._events = 0
+        self._filtering = filtering
+        self._broken = False
+        self._terminal = call.endpoint.terminal_event
+
+    def _feed(self, chunk: bytes) -> bytes:
+        if self._broken:
+            return chunk
+        try:
+            data = self._decoder.decode(chunk) if self._decoder is not None else chunk
+            buffer = self._buffer + data if self._buffer else data
+            if b"\r" in buffer:
+                pieces = _EVENT_SPLIT.split(buffer)
+                events, seps = pieces[0:-1:2], pieces[1:-1:2]
+                self._buffer = pieces[-1]
+            else:
+                events = buffer.split(b"\n\n")
+                self._buffer = events.pop()
+                seps = None
+            if not self._filtering:
+                for raw in events:
+                    self._observe(raw)
+                return chunk
+            out = []
+            for i, raw in enumerate(events):
+                if not self._observe(raw):
+                    out.append(raw)
+                    out.append(seps[i] if seps is not None else b"\n\n")
+            return b"".join(out)
+        except Exception:
+            log.exception("metricaos_sdk: stream observation failed; passing the rest through unread")
+            self._broken = True
+            emitted = self._buffer if self._filtering else b""
+            self._buffer = b""
+            return emitted if self._filtering else chunk
+
+    def _observe(self, raw: bytes) -> bool:
+        """Fold one event in; True means hide it. Finishes the call when the terminal event passes."""
+        self._events += 1
+        first = self._events == 1
+        hide = False
+        if first or _USAGE.search(raw) is not None:
+            name, data = _parse_event(raw)
+            if data is not None:
+                hide = self._state.on_event(name, data, first=first)
+        if self._state.done or (self._terminal is not None and raw.startswith(self._terminal)):
+            # Complete: the SDK stops reading here and closes, which must not count as abandonment.
+            if not self._ended:
+                self._ended = True
+                self._finalizer.detach()
+                self._finish_partial("ok", None)
+        return hide
+
+    def _end(self) -> bytes:
+        tail = b""
+        if self._buffer:
+            if not self._broken and self._observe(self._buffer):
+                tail = b""
+            elif self._filtering:
+                tail = self._buffer
+            self._buffer = b""
+        self._finish_partial("ok", None)
+        return tail
+
+    def _finish_partial(self, status: str, error_type: str | None) -> None:
+        state = self._state
+        self._call.finish(
+            status=status,
+            usage=state.usage,
+            problem=state.problem,
+            model=state.model,
+            response_id=state.response_id,
+            service_tier=state.service_tier,
+            content_chunks=max(self._events - 1, 0),
+            error_type=error_type,
+        )
+
+
+def _parse_event(raw: bytes) -> tuple[str | None, Any]:
+    name = None
+    data_lines = []
+    for line in raw.splitlines():
+        if line.startswith(b"data:"):
+            data_lines.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode("utf-8", "replace")
+    if not data_lines:
+        return name, None
+    payload = b"\n".join(data_lines)
+    if payload.strip() == b"[DONE]":
+        return name, None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return name, None
+    return name, data if isinstance(data, dict) else None

@@ -1,0 +1,172 @@
+"""Streamed chat completions: usage requested for the caller, hidden from them, recorded exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from tests.fake_openai import EventByEvent, FakeOpenAI
+
+MESSAGES = [{"role": "user", "content": "Where is my order?"}]
+
+
+def chunks_of(client, **kwargs):
+    return [c.model_dump() for c in client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True, **kwargs)]
+
+
+def test_stream_gets_usage_injected_and_caller_sees_the_bare_chunks(meter, router):
+    fake = FakeOpenAI()
+    fake.mount(router)
+    bare = chunks_of(openai.OpenAI(api_key="sk-test"))
+    assert "stream_options" not in fake.requests[-1]
+    wrapped = chunks_of(meter.wrap(openai.OpenAI(api_key="sk-test")))
+    assert fake.requests[-1]["stream_options"] == {"include_usage": True}
+    # The server sent a usage chunk because we asked; the caller does not see it.
+    assert [c["choices"] for c in wrapped] == [c["choices"] for c in bare]
+    assert len(wrapped) == len(bare) == 7
+    assert all(c["usage"] is None for c in wrapped)
+    [event] = meter.events()
+    assert event.streamed and event.status == "ok" and event.usage_status == "reported"
+    assert (event.input_tokens, event.output_tokens, event.cached_input_tokens, event.reasoning_tokens) == (1200, 300, 1024, 64)
+    assert event.cost_usd == Decimal("0.0006528")
+    assert event.request_id == "chatcmpl-sim"
+
+
+def test_caller_who_asked_for_usage_sees_it_as_the_bare_client_shows_it(meter, router):
+    fake = FakeOpenAI()
+    fake.mount(router)
+    bare = chunks_of(openai.OpenAI(api_key="sk-test"), stream_options={"include_usage": True})
+    wrapped = chunks_of(meter.wrap(openai.OpenAI(api_key="sk-test")), stream_options={"include_usage": True})
+    assert wrapped == bare
+    assert wrapped[-1]["choices"] == [] and wrapped[-1]["usage"]["prompt_tokens"] == 1200
+    assert meter.events()[0].input_tokens == 1200
+
+
+def test_caller_who_refused_usage_is_respected(meter, router):
+    fake = FakeOpenAI()
+    fake.mount(router)
+    chunks_of(meter.wrap(openai.OpenAI(api_key="sk-test")), stream_options={"include_usage": False})
+    assert fake.requests[-1]["stream_options"] == {"include_usage": False}
+    [event] = meter.events()
+    assert event.usage_status == "estimated"  # no usage arrived: estimated, and flagged
+
+
+def test_streaming_response_bytes_are_identical_to_bare(meter, router):
+    fake = FakeOpenAI()
+    fake.mount(router)
+    with openai.OpenAI(api_key="sk-test").chat.completions.with_streaming_response.create(
+            model="gpt-4.1-mini", messages=MESSAGES, stream=True) as r:
+        bare = list(r.iter_lines())
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+    with client.chat.completions.with_streaming_response.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True) as r:
+        wrapped = list(r.iter_lines())
+    # The bare lines lack "usage":null (the caller did not ask); compare the events themselves.
+    strip = [line.replace(',"usage":null', "") for line in wrapped]
+    assert strip == bare
+    assert meter.events()[0].input_tokens == 1200
+
+
+def test_async_stream_is_metered_and_hidden(meter, router):
+    FakeOpenAI().mount(router)
+    client = meter.wrap(openai.AsyncOpenAI(api_key="sk-test"))
+
+    async def consume():
+        stream = await client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+        return [c async for c in stream]
+
+    chunks = asyncio.run(consume())
+    assert len(chunks) == 7 and all(c.choices for c in chunks)
+    [event] = meter.events()
+    assert event.input_tokens == 1200 and event.output_tokens == 300 and event.status == "ok"
+
+
+def test_stream_closed_early_is_recorded_once_as_cancelled_with_an_estimate(meter, router):
+    fake = FakeOpenAI()
+    fake.chunked = True
+    fake.mount(router)
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+    stream = client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+    next(iter(stream))
+    stream.close()
+    stream.close()
+    [event] = meter.events()
+    assert event.status == "cancelled" and event.usage_status == "estimated"
+    assert event.input_tokens > 0 and "tiktoken" in event.usage_problem
+    assert event.billable  # tokens were generated and will be billed by the provider
+
+
+def test_stream_abandoned_without_close_is_recorded_when_collected(meter, router):
+    fake = FakeOpenAI()
+    fake.chunked = True
+    fake.mount(router)
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+
+    def read_one():
+        for chunk in client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True):
+            return chunk
+
+    read_one()
+    gc.collect()
+    events = meter.events()
+    assert len(events) == 1 and events[0].status == "cancelled"
+
+
+def test_open_stream_is_recorded_at_close_of_the_meter(db_path, router):
+    from metricaos_sdk import Meter
+
+    fake = FakeOpenAI()
+    fake.chunked = True
+    fake.mount(router)
+    meter = Meter(db_path)
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+    stream = client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+    meter.close()
+    assert [e.status for e in Meter(db_path).events()] == ["cancelled"]
+    del stream
+
+
+def test_stream_failing_midway_is_an_error_event(meter, router):
+    fake = FakeOpenAI()
+    body = fake.stream_bytes(include_usage=True)
+    router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=lambda request: httpx.Response(
+        200, stream=EventByEvent(body, fail_after=4), headers={"content-type": "text/event-stream"}))
+    client = meter.wrap(openai.OpenAI(api_key="sk-test", max_retries=0))
+    received = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True):
+            received.append(chunk)
+    assert len(received) == 4
+    [event] = meter.events()
+    assert event.status == "error" and event.usage_status == "estimated" and event.output_tokens > 0
+    assert event.billable
+
+
+def test_stream_cancelled_in_a_task_is_recorded(meter, router):
+    fake = FakeOpenAI()
+    fake.chunked = True
+    fake.mount(router)
+    client = meter.wrap(openai.AsyncOpenAI(api_key="sk-test"))
+
+    async def consume(first_chunk):
+        stream = await client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+        async with stream:
+            async for _ in stream:
+                first_chunk.set()
+                await asyncio.sleep(10)
+
+    async def main():
+        first_chunk = asyncio.Event()
+        task = asyncio.create_task(consume(first_chunk))
+        await first_chunk.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    [event] = meter.events()
+    assert event.status == "cancelled" and event.usage_status == "estimated"

@@ -1,0 +1,96 @@
+"""The SQLite sink: durable before the call returns, idempotent on ids, migrated from blank or old."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import sqlite_utils
+
+from metricaos_sdk import SQLiteSink, UsageEvent
+from metricaos_sdk.storage.migrations import migrations
+
+
+def make_event(**kw):
+    base = dict(timestamp=datetime.now(timezone.utc), event_type="chat_completion", provider="openai",
+                endpoint="/chat/completions", model="gpt-4.1-mini", customer_id="c", input_tokens=10,
+                output_tokens=5, total_tokens=15, cost_usd=Decimal("0.0000123456789"), price_status="priced")
+    base.update(kw)
+    return UsageEvent(**base)
+
+
+def test_event_round_trips_exactly(db_path):
+    sink = SQLiteSink(db_path)
+    event = make_event(tags={"k": "v"})
+    sink.write([event])
+    [back] = list(sink.events())  # events() flushes the writer first
+    assert back == event
+    assert back.cost_usd == Decimal("0.0000123456789")
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT typeof(cost_usd), cost_usd FROM events").fetchone() == ("text", "0.0000123456789")
+
+
+def test_writes_are_idempotent_on_event_id(db_path):
+    sink = SQLiteSink(db_path)
+    event = make_event()
+    sink.write([event])
+    sink.flush()
+    sink.write([event, event])
+    assert len(list(sink.events())) == 1
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT requests, tokens FROM usage_daily").fetchall() == [(1, 15)]
+
+
+def test_wal_mode_and_migrations_recorded(db_path):
+    SQLiteSink(db_path)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set='metricaos'")]
+    assert applied == ["m001_events", "m002_quotas"]
+
+
+def test_upgrade_from_first_schema_version(db_path):
+    db = sqlite_utils.Database(db_path)
+    migrations.apply(db, stop_before="m002_quotas")
+    assert "quotas" not in db.table_names()
+    db.conn.close()
+    sink = SQLiteSink(db_path)  # opening migrates the rest
+    sink.write([make_event()])
+    assert {"events", "quotas", "usage_daily"} <= set(sqlite_utils.Database(db_path).table_names())
+
+
+def test_event_of_a_returned_call_survives_kill_9(tmp_path):
+    db_path = tmp_path / "crash.db"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from metricaos_sdk import Meter
+        from metricaos_sdk.testing import SimulatedOpenAI
+        meter = Meter({str(db_path)!r})
+        client = meter.wrap(SimulatedOpenAI().client())
+        with meter.context(customer_id="cus_crash"):
+            client.chat.completions.create(model="gpt-4.1-mini", messages=[{{"role": "user", "content": "hi"}}])
+        print("returned", flush=True)
+        time.sleep(60)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "returned"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    # The next process to open the database recovers the event from the dead one's journal.
+    [event] = SQLiteSink(db_path).events()
+    assert event.customer_id == "cus_crash" and event.status == "ok" and event.total_tokens > 0
+    assert list((tmp_path / "crash.db-metricaos-journal").glob("*.jsonl")) == []
+    [day] = sqlite3.connect(db_path).execute("SELECT requests, tokens FROM usage_daily").fetchall()
+    assert day == (1, event.total_tokens)
