@@ -70,9 +70,11 @@ def run_demo(meter: Meter) -> DemoResult:
             for question in QUESTIONS[:asks]:
                 try:
                     support_reply(question)
+                    result.calls += 1
                     summarize_ticket(question)
+                    result.calls += 1
                     asyncio.run(draft_reply(question))
-                    result.calls += 3
+                    result.calls += 1
                 except QuotaExceeded as exc:
                     result.refused.append(str(exc))
                     break

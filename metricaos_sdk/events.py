@@ -7,11 +7,11 @@ No prompt or completion text is ever part of an event.
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,8 +32,9 @@ stream, endpoint without usage); counts are our estimate. ``invalid``: the provi
 
 def new_event_id() -> str:
     """A UUIDv7 string: unique, and sortable by creation time (RFC 9562)."""
+    # random (seeded from os.urandom, reseeded in forked children) instead of a syscall per id.
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = random.getrandbits(80)
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | (rand & (1 << 62) - 1)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -89,3 +90,21 @@ class UsageEvent(BaseModel):
     attempts: int = 1
     request_id: str | None = Field(default=None, description="The provider's request or response id.")
     sdk_version: str = ""
+
+    @classmethod
+    def _trusted(cls, values: dict[str, Any]) -> UsageEvent:
+        """Build from values the meter computed itself (every field, already of its type), skipping
+        validation: this runs once per metered call. ``tests/test_events.py`` pins that it equals the
+        validated construction."""
+        missing = _ALL_FIELDS.difference(values)
+        if missing:  # fields added later than the caller's code: fill their defaults as validation would
+            values = {**values, **{n: cls.model_fields[n].get_default(call_default_factory=True) for n in missing}}
+        event = cls.__new__(cls)
+        object.__setattr__(event, "__dict__", {n: values[n] for n in cls.model_fields})
+        object.__setattr__(event, "__pydantic_fields_set__", _ALL_FIELDS)
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
+        return event
+
+
+_ALL_FIELDS = frozenset(UsageEvent.model_fields)

@@ -244,7 +244,7 @@ class Meter:
                 log.warning("metricaos_sdk: no price for %s model %r; its calls are recorded with cost_usd=None",
                             call.provider, model)
         a = call.attribution
-        return UsageEvent.model_construct(
+        return UsageEvent._trusted(dict(
             id=call.id, schema_version=1, timestamp=call.started_at, event_type=call.endpoint.event_type,
             customer_id=a.customer_id, user_id=a.user_id, workspace_id=a.workspace_id, feature=a.feature,
             environment=a.environment, tags=dict(a.tags),
@@ -263,7 +263,7 @@ class Meter:
             service_tier=service_tier, billable=billable, status=status, error_type=error_type,
             http_status=call.http_status, streamed=call.streamed, duration_ms=round(duration_ms, 3),
             attempts=call.attempts, request_id=response_id, sdk_version=__version__,
-        )
+        ))
 
     def _record(self, event: UsageEvent) -> None:
         try:

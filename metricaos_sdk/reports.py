@@ -14,6 +14,12 @@ from .quota.check import QuotaStatus
 __all__ = ["LimitStatus", "Totals", "UsageSummary", "summarize"]
 
 
+def usd(amount: Decimal) -> str:
+    """An exact amount for display: no exponent, no trailing zeros (``$0.0016987``)."""
+    text = format(amount.normalize(), "f") if amount else "0"
+    return f"${text}"
+
+
 class Totals(BaseModel):
     """Billable usage of a group of calls."""
 
@@ -80,10 +86,10 @@ class UsageSummary(BaseModel):
         for lim in self.limits:
             lines.append(f"  limit {lim.unit}: used {lim.used} of {lim.limit}, {lim.remaining} left, resets {lim.resets_at:%Y-%m-%d %H:%M} UTC")
         t = self.totals
-        lines.append(f"  {t.requests} calls, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), ${t.cost_usd}")
+        lines.append(f"  {t.requests} calls, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), {usd(t.cost_usd)}")
         for title, groups in (("feature", self.by_feature), ("model", self.by_model)):
             for name, g in groups.items():
-                lines.append(f"  by {title} {name}: {g.requests} calls, {g.total_tokens} tokens, ${g.cost_usd}")
+                lines.append(f"  by {title} {name}: {g.requests} calls, {g.total_tokens} tokens, {usd(g.cost_usd)}")
         return "\n".join(lines)
 
 

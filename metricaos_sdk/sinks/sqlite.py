@@ -22,7 +22,7 @@ from typing import Any
 from ..events import UsageEvent
 from ..quota.limits import UsageTotals
 from ..storage.database import Database
-from ..storage.journal import Journal, Segment, recover_segments
+from ..storage.journal import Journal, recover_segments
 from ..storage.rows import EVENT_COLUMNS, event_to_row, ledger_entry, row_to_event
 
 __all__ = ["SQLiteSink"]
@@ -64,7 +64,6 @@ class SQLiteSink:
         self._pid = os.getpid()
         self._journal = Journal(self.journal_dir)
         self._queue: list[tuple[Any, ...]] = []
-        self._held: list[Segment] = []  # segments whose rows are not committed yet
         self._pending: dict[tuple[str, str], list[Any]] = {}
         self._written = 0
         self._committed = 0
@@ -78,9 +77,9 @@ class SQLiteSink:
         with self._cond:
             if self._pid != os.getpid():  # forked: the parent's queue and writer are the parent's
                 self._reset_process_state()
-            self._journal.append(rows)
-            self._queue.extend(rows)
             self._written += len(rows)
+            self._journal.append(rows, self._written)
+            self._queue.extend(rows)
             for row in rows:
                 entry = ledger_entry(row)
                 if entry is not None:
@@ -161,17 +160,16 @@ class SQLiteSink:
             with self._cond:
                 while not self._queue and not self._stopping:
                     self._cond.wait()
-                if not self._queue:
-                    return
+                if not self._queue:  # stopping, everything committed: a clean stop leaves no journal
+                    done = self._journal.committed(self._committed, final=True)
+                    break
                 urgent = self._urgent or self._stopping
             if not urgent:
                 time.sleep(self.batch_delay)  # let a batch gather; flush() cuts this short next round
             with self._cond:
                 batch, self._queue = self._queue, []
                 self._urgent = False
-                segment = self._journal.rotate()
-                if segment is not None:
-                    self._held.append(segment)
+                stopping = self._stopping
                 written = self._committed + len(batch)
             try:
                 self._commit(batch)
@@ -186,7 +184,8 @@ class SQLiteSink:
                 continue
             backoff = 0.05
             with self._cond:
-                held, self._held = self._held, []
+                # Stopping with nothing left queued: the current segment is fully committed, delete it too.
+                done = self._journal.committed(written, final=stopping and not self._queue)
                 for row in batch:
                     entry = ledger_entry(row)
                     if entry is not None:
@@ -198,8 +197,10 @@ class SQLiteSink:
                             del self._pending[entry[:2]]
                 self._committed = written
                 self._cond.notify_all()
-            for segment in held:
+            for segment in done:
                 segment.discard()
+        for segment in done:
+            segment.discard()
 
     def _commit(self, rows: Sequence[Sequence[Any]]) -> None:
         """One transaction: insert the rows (ignoring ids already present) and update the ledger."""

@@ -40,6 +40,7 @@ class Segment:
         if fcntl is not None:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.lines = 0
+        self.last_seq = 0  # the writer's sequence number of the last row appended here
 
     def append(self, rows: Sequence[Sequence[Any]]) -> None:
         data = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
@@ -58,27 +59,38 @@ class Segment:
 
 
 class Journal:
-    """The per-process journal of one database: a current segment, rotated by the writer."""
+    """The per-process journal of one database: appends go to the current segment; a full segment is
+    retired, and deleted once every row in it is committed."""
+
+    ROTATE_LINES = 10_000
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.pid = os.getpid()
         self._numbers = itertools.count()
+        self._tag = os.urandom(4).hex()
         self.current: Segment | None = None
+        self.retired: list[Segment] = []
 
-    def _new_segment(self) -> Segment:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return Segment(self.directory / f"{self.pid}-{os.urandom(4).hex()}-{next(self._numbers)}.jsonl")
-
-    def append(self, rows: Sequence[Sequence[Any]]) -> None:
+    def append(self, rows: Sequence[Sequence[Any]], last_seq: int) -> None:
         if self.current is None:
-            self.current = self._new_segment()
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.current = Segment(self.directory / f"{self.pid}-{self._tag}-{next(self._numbers)}.jsonl")
         self.current.append(rows)
+        self.current.last_seq = last_seq
+        if self.current.lines >= self.ROTATE_LINES:
+            self.retired.append(self.current)
+            self.current = None
 
-    def rotate(self) -> Segment | None:
-        """Detach the current segment (to be discarded once its rows are committed)."""
-        segment, self.current = self.current, None
-        return segment
+    def committed(self, seq: int, *, final: bool = False) -> list[Segment]:
+        """Detach the segments whose rows are all committed up to ``seq`` (``final``: the current one too);
+        the caller discards them outside its lock."""
+        done = [s for s in self.retired if s.last_seq <= seq]
+        self.retired = [s for s in self.retired if s.last_seq > seq]
+        if final and self.current is not None and self.current.last_seq <= seq:
+            done.append(self.current)
+            self.current = None
+        return done
 
 
 def recover_segments(directory: Path) -> Iterator[list[list[Any]]]:

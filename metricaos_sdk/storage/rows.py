@@ -15,21 +15,28 @@ EVENT_COLUMNS: tuple[str, ...] = tuple(UsageEvent.model_fields)
 _BOOLS = {"billable", "streamed"}
 
 
+def _utc_iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+# Conversion by exact type: one dict hit per column on the hot path (the caller's thread).
+_CONVERT: dict[type, Any] = {datetime: _utc_iso, Decimal: str, date: date.isoformat, dict: _json, bool: int}
+
+
 def event_to_row(event: UsageEvent) -> tuple[Any, ...]:
     """Column values in ``EVENT_COLUMNS`` order."""
-    values = []
+    values = event.__dict__
+    convert = _CONVERT.get
+    out = []
     for name in EVENT_COLUMNS:
-        value = getattr(event, name)
-        if isinstance(value, datetime):
-            value = value.astimezone(timezone.utc).isoformat()
-        elif isinstance(value, (Decimal, date)):
-            value = value.isoformat() if isinstance(value, date) else str(value)
-        elif isinstance(value, dict):
-            value = json.dumps(value, sort_keys=True)
-        elif isinstance(value, bool):
-            value = int(value)
-        values.append(value)
-    return tuple(values)
+        value = values[name]
+        fn = convert(type(value))
+        out.append(value if fn is None else fn(value))
+    return tuple(out)
 
 
 def row_to_event(row: dict[str, Any]) -> UsageEvent:

@@ -39,9 +39,17 @@ class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         self._call = call
         self._decoder = decoder
         self._ended = False
-        # Runs when the tap is garbage-collected unread or unclosed (an abandoned stream), or at exit.
-        # It holds the call, never the tap.
-        self._finalizer = weakref.finalize(self, _abandon, call)
+        self._finalizer: weakref.finalize | None = None
+
+    def arm(self) -> None:
+        """Install as a live stream: finish the call as cancelled if the tap is garbage-collected unread
+        or unclosed (an abandoned stream), or at exit. The finalizer holds the call, never the tap."""
+        self._finalizer = weakref.finalize(self, _abandon, self._call)
+
+    def _disarm(self) -> None:
+        self._ended = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
 
     # -- shared logic -------------------------------------------------------------------------------
     def _feed(self, chunk: bytes) -> bytes:
@@ -51,8 +59,7 @@ class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         raise NotImplementedError
 
     def _finish_ok(self) -> bytes:
-        self._ended = True
-        self._finalizer.detach()
+        self._disarm()
         try:
             return self._end()
         except Exception:
@@ -61,14 +68,12 @@ class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
             return b""
 
     def _finish_error(self, exc: BaseException) -> None:
-        self._ended = True
-        self._finalizer.detach()
+        self._disarm()
         self._finish_partial("error", type(exc).__name__)
 
     def _finish_closed(self) -> None:
         if not self._ended:
-            self._ended = True
-            self._finalizer.detach()
+            self._disarm()
             self._finish_partial("cancelled", None)
 
     def _finish_partial(self, status: str, error_type: str | None) -> None:
@@ -253,8 +258,7 @@ class SSETap(_Tap):
         if self._state.done or (self._terminal is not None and raw.startswith(self._terminal)):
             # Complete: the SDK stops reading here and closes, which must not count as abandonment.
             if not self._ended:
-                self._ended = True
-                self._finalizer.detach()
+                self._disarm()
                 self._finish_partial("ok", None)
         return hide
 

@@ -53,6 +53,7 @@ def _tap_response(call: MeteredCall, response: httpx2.Response) -> httpx2.Respon
             tap = JSONTap(response.stream, call, decoder)
         call.tapped = True
         if preloaded is None:
+            tap.arm()
             response.stream = tap
         else:
             body = tap.consume(preloaded)
