@@ -91,16 +91,25 @@ class UsageEvent(BaseModel):
     request_id: str | None = Field(default=None, description="The provider's request or response id.")
     sdk_version: str = ""
 
+    credits: Decimal | None = Field(default=None, description="Credits the call consumed (0 when not billable); "
+                                    "None when no credit rule applies.")
+    credit_rule: str | None = Field(default=None, description="The rule that produced ``credits``, as text.")
+    overage: Decimal | None = Field(default=None, description="The part of this call beyond the plan's allowance, "
+                                    "in the plan's unit (overage plans only).")
+    overage_cost_usd: Decimal | None = Field(default=None, description="``overage`` at the plan's overage price.")
+
     @classmethod
     def _trusted(cls, values: dict[str, Any]) -> UsageEvent:
         """Build from values the meter computed itself (every field, already of its type), skipping
         validation: this runs once per metered call. ``tests/test_events.py`` pins that it equals the
         validated construction."""
-        missing = _ALL_FIELDS.difference(values)
-        if missing:  # fields added later than the caller's code: fill their defaults as validation would
+        if len(values) != len(_ALL_FIELDS):
+            # Fields the caller does not know of: fill their defaults as validation would, in field order.
+            missing = _ALL_FIELDS.difference(values)
             values = {**values, **{n: cls.model_fields[n].get_default(call_default_factory=True) for n in missing}}
+            values = {n: values[n] for n in cls.model_fields}
         event = cls.__new__(cls)
-        object.__setattr__(event, "__dict__", {n: values[n] for n in cls.model_fields})
+        object.__setattr__(event, "__dict__", values)
         object.__setattr__(event, "__pydantic_fields_set__", _ALL_FIELDS)
         object.__setattr__(event, "__pydantic_extra__", None)
         object.__setattr__(event, "__pydantic_private__", None)

@@ -19,6 +19,7 @@ from .errors import ConfigurationError, QuotaExceeded
 from .events import UsageEvent
 from .pricing import RateTable
 from .providers.estimate import estimate_input_tokens
+from .providers.openai import rejects_stream_options
 from .quota import InMemoryQuotaStore, Quota, QuotaStore, check_quotas, period_bounds, quota_status
 from .quota.sqlite import SQLiteQuotaStore
 from .reports import UsageSummary, summarize
@@ -76,10 +77,10 @@ class Meter:
         self.faults = 0
         """How many metering faults were logged and swallowed (never raised into a call)."""
         self._open_calls: set[MeteredCall] = set()
+        self._refused_usage_request: set[str] = set()  # base URLs that answered 400 to stream_options
         self._lock = threading.Lock()
         self._closed = False
-        ref = weakref.ref(self)
-        atexit.register(lambda: (m := ref()) is not None and m.close())
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- public API ---------------------------------------------------------------------------------
     def wrap(self, client: C) -> C:
@@ -93,10 +94,11 @@ class Meter:
             raise TypeError(f"meter.wrap() supports {SUPPORTED}; got {type(client).__module__}.{type(client).__qualname__}.")
         if not self.config.enabled:
             return client
-        if not install_transport(client._client):
+        http_client = getattr(client, "_client", None)
+        if not install_transport(http_client):
             log.warning(
                 "metricaos_sdk: %s uses a %s HTTP client, not httpx2; it is left unmetered. "
-                "Pass an httpx2 client (or none) to meter it.", type(client).__name__, type(client._client).__name__,
+                "Pass an httpx2 client (or none) to meter it.", type(client).__name__, type(http_client).__name__,
             )
             return client
         instrument(client, self, kind)
@@ -170,7 +172,7 @@ class Meter:
         self.close()
 
     # -- used by the wrappers -----------------------------------------------------------------------
-    def _begin_call(self, kind: ClientKind, options: Any) -> tuple[MeteredCall, Any] | None:
+    def _begin_call(self, kind: ClientKind, options: Any, client: Any = None) -> tuple[MeteredCall, Any] | None:
         """Before the SDK sends anything: None for unmetered paths; raises QuotaExceeded when exhausted."""
         endpoint = kind.endpoints.get(options.url)
         if endpoint is None or options.method.lower() != "post":
@@ -187,9 +189,13 @@ class Meter:
                 self._fault("quota check failed; the call is allowed")
         try:
             body = options.json_data if isinstance(options.json_data, Mapping) else None
-            call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution)
-            if endpoint.injects_stream_usage and call.streamed and "stream_options" not in body \
-                    and "stream_options" not in (options.extra_json or {}):
+            deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
+            call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution, deployment=deployment)
+            if deployment is not None:
+                call.requested_model = deployment  # Azure: what the request was routed to; the event's model is the answer's
+            if body is not None and endpoint.injects_stream_usage and call.streamed and "stream_options" not in body \
+                    and "stream_options" not in (options.extra_json or {}) \
+                    and not (self._refused_usage_request and str(client.base_url) in self._refused_usage_request):
                 options = options.model_copy(update={"json_data": {**body, "stream_options": {"include_usage": True}}})
                 call.injected_usage = True
             if call.streamed:
@@ -200,25 +206,44 @@ class Meter:
             self._fault("could not start metering a call; it runs unmetered")
             return None
 
+    def _usage_request_refused(self, call: MeteredCall, exc: BaseException, client: Any) -> bool:
+        """Whether ``exc`` is a server refusing the ``stream_options`` we added; if so, its base URL is
+        remembered (later streams there are sent as the caller wrote them, their usage estimated) and the
+        hook sends the call once more without it. Never raises."""
+        try:
+            if not rejects_stream_options(exc):
+                return False
+            base_url = str(client.base_url)
+            self._refused_usage_request.add(base_url)
+            call.injected_usage = False
+            log.warning("metricaos_sdk: %s refused stream_options.include_usage; its streams are sent as written "
+                        "and their usage is estimated", base_url)
+            return True
+        except Exception:
+            self._fault("could not handle a refused stream usage request")
+            return False
+
     def _finish_abandoned(self, call: MeteredCall) -> None:
         call.finish(status="cancelled")
 
     def _finish_call(self, call: MeteredCall, *, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
-                     content_chunks: int | None, error_type: str | None, duration_ms: float) -> None:
+                     content_chunks: int | None, error_type: str | None, duration_ms: float,
+                     output_estimate: tuple[int, str] | None = None) -> None:
         try:
             if call.streamed:
                 with self._lock:
                     self._open_calls.discard(call)
             event = self._build_event(call, status, usage, problem, model, response_id, service_tier,
-                                      content_chunks, error_type, duration_ms)
+                                      content_chunks, error_type, duration_ms, output_estimate)
             self._record(event)
         except Exception:
             self._fault("could not record a call")
 
     def _build_event(self, call: MeteredCall, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
-                     content_chunks: int | None, error_type: str | None, duration_ms: float) -> UsageEvent:
+                     content_chunks: int | None, error_type: str | None, duration_ms: float,
+                     output_estimate: tuple[int, str] | None = None) -> UsageEvent:
         answered = call.http_status is not None and 200 <= call.http_status < 300
         if usage is not None:
             usage_status = "reported"
@@ -227,16 +252,18 @@ class Meter:
         elif answered:
             # The provider answered but we have no usage: an abandoned or failed stream, or an unread body.
             tokens, method = estimate_input_tokens(call.requested_model, call.body, self.config.tiktoken_cache_dir)
-            usage = Usage(input_tokens=tokens, output_tokens=content_chunks or 0)
+            # Output: counted over the text received where the endpoint can find it (OutputText), else one
+            # token per streamed event.
+            output, output_method = output_estimate or (content_chunks or 0, "output counted as one token per streamed event")
+            usage = Usage(input_tokens=tokens, output_tokens=output)
             usage_status = "estimated"
-            problem = "; ".join(p for p in (problem, method, "output counted as one token per streamed event") if p)
+            problem = "; ".join(p for p in (problem, method, output_method) if p)
         else:
             usage_status, usage = "none", Usage()
         billable = answered and (status == "ok" or usage.total_tokens > 0)
         model = model or call.requested_model
         priced = usage_status in ("reported", "estimated")
-        quote = self.rates.price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier) \
-            if priced else None
+        quote = self._quote(call, model, usage, service_tier) if priced else None
         if quote is not None and quote.cost_usd is None:
             key = (call.provider, model)
             if key not in _warned_unpriced:
@@ -265,6 +292,22 @@ class Meter:
             attempts=call.attempts, request_id=response_id, sdk_version=__version__,
         ))
 
+    def _quote(self, call: MeteredCall, model: str | None, usage: Usage, service_tier: str | None) -> Any:
+        price = self.rates.price
+        deployment = call.deployment
+        if deployment is None:
+            return price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier)
+        # Azure: a deployment in the user's map prices as the model it maps to; otherwise the model the answer
+        # names, and failing that the deployment name itself (deployments are often named after their model).
+        if deployment.strip().lower() in getattr(self.rates, "_deployments_lower", ()):
+            return price(call.provider, deployment, usage, at=call.started_at, service_tier=service_tier)
+        quote = price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier)
+        if quote.price_status in ("unpriced", "fallback") and model != deployment:
+            named = price(call.provider, deployment, usage, at=call.started_at, service_tier=service_tier)
+            if named.price_status not in ("unpriced", "fallback"):
+                return named
+        return quote
+
     def _record(self, event: UsageEvent) -> None:
         try:
             self.sink.write([event])
@@ -282,3 +325,9 @@ class Meter:
     def _fault(self, what: str) -> None:
         self.faults += 1
         log.exception("metricaos_sdk: %s", what)
+
+
+def _close_at_exit(ref: weakref.ref[Meter]) -> None:
+    meter = ref()
+    if meter is not None:
+        meter.close()

@@ -27,7 +27,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def meter(db_path: Path) -> Iterator["object"]:
+def meter(db_path: Path) -> Iterator[object]:
     from metricaos_sdk import Meter
 
     m = Meter(db_path)

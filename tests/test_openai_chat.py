@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from decimal import Decimal
 
 import httpx
 import openai
 import pytest
 
-from metricaos_sdk import Meter, MemorySink
+from metricaos_sdk import MemorySink, Meter
 from tests.fake_openai import USAGE, FakeOpenAI
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
@@ -227,3 +226,36 @@ def test_metering_can_be_disabled_by_config(router, db_path):
     client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
     assert meter.events() == []
     meter.close()
+
+
+def test_attribution_follows_each_thread_and_task_through_one_shared_client(meter, router):
+    import threading
+
+    FakeOpenAI().mount(router)
+    client = meter.wrap(make_client())
+    async_client = meter.wrap(openai.AsyncOpenAI(api_key="sk-test"))
+    barrier = threading.Barrier(6)
+
+    def worker(i):
+        with meter.context(customer_id=f"thread_{i}", feature="t"):
+            barrier.wait()
+            client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    async def task(i):
+        async with meter.context(customer_id=f"task_{i}"):
+            await asyncio.sleep(0.001 * (6 - i))
+            await async_client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+
+    async def main():
+        await asyncio.gather(*(task(i) for i in range(6)))
+
+    asyncio.run(main())
+    customers = sorted(e.customer_id for e in meter.events())
+    assert customers == sorted([f"thread_{i}" for i in range(6)] + [f"task_{i}" for i in range(6)])
+    assert {e.feature for e in meter.events() if e.customer_id.startswith("thread_")} == {"t"}

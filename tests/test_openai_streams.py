@@ -96,7 +96,7 @@ def test_stream_closed_early_is_recorded_once_as_cancelled_with_an_estimate(mete
     stream.close()
     [event] = meter.events()
     assert event.status == "cancelled" and event.usage_status == "estimated"
-    assert event.input_tokens > 0 and "tiktoken" in event.usage_problem
+    assert event.input_tokens > 0 and "input" in event.usage_problem  # says how input was counted
     assert event.billable  # tokens were generated and will be billed by the provider
 
 

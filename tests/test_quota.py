@@ -11,7 +11,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from metricaos_sdk import ConfigurationError, Meter, MemorySink, QuotaExceeded
+from metricaos_sdk import ConfigurationError, MemorySink, Meter, QuotaExceeded
 from metricaos_sdk.quota import period_bounds
 from tests.fake_openai import FakeOpenAI
 

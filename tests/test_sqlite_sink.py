@@ -52,7 +52,7 @@ def test_wal_mode_and_migrations_recorded(db_path):
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set='metricaos'")]
-    assert applied == ["m001_events", "m002_quotas"]
+    assert applied == ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits"]
 
 
 def test_upgrade_from_first_schema_version(db_path):

@@ -8,6 +8,7 @@ its billable usage is held in memory (``pending_usage``) so this process's quota
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -55,10 +56,7 @@ class SQLiteSink:
         for rows in recover_segments(self.journal_dir):  # events of processes that died before committing
             self._commit(rows)
             log.info("metricaos_sdk: recovered %d events from a journal left by a stopped process", len(rows))
-        ref = weakref.ref(self)
-        import atexit
-
-        atexit.register(lambda: (s := ref()) is not None and s._stop_writer())
+        atexit.register(_stop_at_exit, weakref.ref(self))
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
@@ -151,7 +149,7 @@ class SQLiteSink:
             cursor = conn.execute(sql, params)
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
-        return (row_to_event(dict(zip(names, row))) for row in rows)
+        return (row_to_event(dict(zip(names, row, strict=True))) for row in rows)
 
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -202,7 +200,7 @@ class SQLiteSink:
         for segment in done:
             segment.discard()
 
-    def _commit(self, rows: Sequence[Sequence[Any]]) -> None:
+    def _commit(self, rows: Sequence[tuple[Any, ...] | list[Any]]) -> None:
         """One transaction: insert the rows (ignoring ids already present) and update the ledger."""
         with self.database.transaction() as conn:
             for row in rows:
@@ -223,3 +221,9 @@ class SQLiteSink:
         with self._cond:
             self._thread = None
             self._stopping = False
+
+
+def _stop_at_exit(ref: weakref.ref[SQLiteSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        sink._stop_writer()

@@ -70,3 +70,64 @@ def m002_quotas(db: Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m003_quota_reservations(db: Database) -> None:
+    # Quotas that hold under concurrency (metricaos_sdk/quota/): counters per bucket (a period's allowance,
+    # a grant, a rate window) and the reservations of calls in flight, both in integer store units, plus
+    # the customers' settings as JSON documents. usage_daily stays as the sink's per-day ledger.
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS quota_used (
+            customer_id TEXT NOT NULL,
+            bucket TEXT NOT NULL,
+            used INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (customer_id, bucket)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS quota_reservations (
+            id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            bucket TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (id, bucket)
+        )
+        """
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS quota_reservations_bucket ON quota_reservations (customer_id, bucket)")
+    db.execute("CREATE INDEX IF NOT EXISTS quota_reservations_expiry ON quota_reservations (expires_at)")
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS quota_marks (
+            customer_id TEXT NOT NULL,
+            mark TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (customer_id, mark)
+        )
+        """
+    )
+    db.execute("CREATE TABLE IF NOT EXISTS quota_config (kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, "
+               "PRIMARY KEY (kind, name))")
+    db.execute("CREATE TABLE IF NOT EXISTS quota_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    # Limits set with set_quota() by m002's version carry over as the customers' own limits.
+    db.execute(
+        """
+        INSERT OR IGNORE INTO quota_config (kind, name, value)
+        SELECT 'customer', customer_id,
+               json_object('limits', json_group_object(unit, json_object('limit', limit_value, 'period', period)))
+        FROM quotas GROUP BY customer_id
+        """
+    )
+
+
+@migrations()
+def m004_event_credits(db: Database) -> None:
+    # Money-like amounts as exact decimal TEXT, like cost_usd.
+    for column in ("credits", "credit_rule", "overage", "overage_cost_usd"):
+        db.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT")

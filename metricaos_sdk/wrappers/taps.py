@@ -20,6 +20,7 @@ from typing import Any
 import httpx2
 
 from ..providers.base import InvalidUsage
+from ..providers.output_text import OutputText
 from .call import MeteredCall
 
 __all__ = ["JSONTap", "SSETap"]
@@ -32,14 +33,14 @@ _SMALL_BODY = 256 * 1024
 
 
 class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    __slots__ = ("_inner", "_call", "_decoder", "_ended", "_finalizer")
+    __slots__ = ("_call", "_decoder", "_ended", "_finalizer", "_inner")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None) -> None:
         self._inner = inner
         self._call = call
         self._decoder = decoder
         self._ended = False
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def arm(self) -> None:
         """Install as a live stream: finish the call as cancelled if the tap is garbage-collected unread
@@ -177,6 +178,8 @@ def _read_json_fields(body: bytes) -> dict[str, Any]:
     """The top-level fields we need. A large body (embeddings) is scanned for its ``usage`` object only,
     since parsing all of it costs milliseconds."""
     if len(body) <= _SMALL_BODY:
+        if not body.lstrip()[:1] == b"{":
+            return {}  # not JSON (a text, srt or vtt transcription): no usage to read, it will be estimated
         data = json.loads(body)
         return data if isinstance(data, dict) else {}
     fields: dict[str, Any] = {}
@@ -202,7 +205,7 @@ class SSETap(_Tap):
     by event; otherwise the caller's bytes pass through untouched and events are read from a copy.
     """
 
-    __slots__ = ("_state", "_buffer", "_events", "_filtering", "_broken", "_terminal")
+    __slots__ = ("_broken", "_buffer", "_events", "_filtering", "_state", "_terminal", "_text")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None, *, filtering: bool) -> None:
         super().__init__(inner, call, decoder)
@@ -214,6 +217,10 @@ class SSETap(_Tap):
         self._filtering = filtering
         self._broken = False
         self._terminal = call.endpoint.terminal_event
+        # Counts the text received, for the output estimate of a stream whose usage never arrives.
+        pattern = call.endpoint.text_pattern
+        self._text = None if pattern is None else \
+            OutputText(pattern, call.requested_model, call.meter.config.tiktoken_cache_dir)
 
     def _feed(self, chunk: bytes) -> bytes:
         if self._broken:
@@ -251,15 +258,17 @@ class SSETap(_Tap):
         self._events += 1
         first = self._events == 1
         hide = False
+        if self._text is not None:
+            self._text.feed(raw)
         if first or _USAGE.search(raw) is not None:
             name, data = _parse_event(raw)
             if data is not None:
                 hide = self._state.on_event(name, data, first=first)
-        if self._state.done or (self._terminal is not None and raw.startswith(self._terminal)):
+        terminal = self._state.done or (self._terminal is not None and raw.startswith(self._terminal))
+        if terminal and not self._ended:
             # Complete: the SDK stops reading here and closes, which must not count as abandonment.
-            if not self._ended:
-                self._disarm()
-                self._finish_partial("ok", None)
+            self._disarm()
+            self._finish_partial("ok", None)
         return hide
 
     def _end(self) -> bytes:
@@ -275,7 +284,11 @@ class SSETap(_Tap):
 
     def _finish_partial(self, status: str, error_type: str | None) -> None:
         state = self._state
+        if self._call.finished:
+            return  # already finished at the terminal event: do not count the text again
+        text = self._text
         self._call.finish(
+            output_estimate=text.estimate() if text is not None and state.usage is None else None,
             status=status,
             usage=state.usage,
             problem=state.problem,
