@@ -31,11 +31,12 @@ __all__ = ["SQLiteSink"]
 log = logging.getLogger("metricaos_sdk")
 
 _INSERT = f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+_I_ID = EVENT_COLUMNS.index("id")
 _READ_DAY = "SELECT cost_usd FROM usage_daily WHERE customer_id = ? AND day = ?"
 _UPSERT_DAY = (
-    "INSERT INTO usage_daily (customer_id, day, tokens, requests, cost_usd) VALUES (?, ?, ?, 1, ?) "
+    "INSERT INTO usage_daily (customer_id, day, tokens, requests, cost_usd) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (customer_id, day) DO UPDATE SET tokens = tokens + excluded.tokens, "
-    "requests = requests + 1, cost_usd = excluded.cost_usd"
+    "requests = requests + excluded.requests, cost_usd = excluded.cost_usd"
 )
 
 
@@ -201,14 +202,36 @@ class SQLiteSink:
             segment.discard()
 
     def _commit(self, rows: Sequence[tuple[Any, ...] | list[Any]]) -> None:
-        """One transaction: insert the rows (ignoring ids already present) and update the ledger."""
+        """One transaction: insert the rows (ignoring ids already present) and update the ledger.
+
+        Which rows are new is asked once per batch, so the inserts run as one ``executemany`` and the ledger
+        gets one update per customer and day — not one per row.
+        """
         with self.database.transaction() as conn:
+            ids = [row[_I_ID] for row in rows]
+            present: set[str] = set()
+            for at in range(0, len(ids), 500):  # stay under SQLite's variable limit
+                chunk = ids[at:at + 500]
+                present.update(r[0] for r in conn.execute(
+                    f"SELECT id FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            fresh = []
             for row in rows:
-                if conn.execute(_INSERT, tuple(row)).rowcount and (entry := ledger_entry(row)) is not None:
-                    customer, day, tokens, cost = entry
-                    previous = conn.execute(_READ_DAY, (customer, day)).fetchone()
-                    total = (Decimal(previous[0]) if previous else Decimal(0)) + cost
-                    conn.execute(_UPSERT_DAY, (customer, day, tokens, str(total)))
+                if row[_I_ID] not in present:
+                    present.add(row[_I_ID])  # a duplicate inside the batch counts once too
+                    fresh.append(tuple(row))
+            conn.executemany(_INSERT, fresh)
+            days: dict[tuple[str, str], list[Any]] = {}
+            for row in fresh:
+                entry = ledger_entry(row)
+                if entry is not None:
+                    totals = days.setdefault(entry[:2], [0, 0, Decimal(0)])
+                    totals[0] += entry[2]
+                    totals[1] += 1
+                    totals[2] += entry[3]
+            for (customer, day), (tokens, requests, cost) in days.items():
+                previous = conn.execute(_READ_DAY, (customer, day)).fetchone()
+                total = (Decimal(previous[0]) if previous else Decimal(0)) + cost
+                conn.execute(_UPSERT_DAY, (customer, day, tokens, requests, str(total)))
 
     def _stop_writer(self) -> None:
         with self._cond:

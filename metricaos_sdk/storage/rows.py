@@ -31,12 +31,9 @@ def event_to_row(event: UsageEvent) -> tuple[Any, ...]:
     """Column values in ``EVENT_COLUMNS`` order."""
     values = event.__dict__
     convert = _CONVERT.get
-    out = []
-    for name in EVENT_COLUMNS:
-        value = values[name]
-        fn = convert(type(value))
-        out.append(value if fn is None else fn(value))
-    return tuple(out)
+    if tuple(values) == EVENT_COLUMNS:  # the usual case, __dict__ in field order: one pass, no lookups
+        return tuple([v if (fn := convert(type(v))) is None else fn(v) for v in values.values()])
+    return tuple([v if (fn := convert(type(v))) is None else fn(v) for v in (values[n] for n in EVENT_COLUMNS)])
 
 
 def row_to_event(row: dict[str, Any]) -> UsageEvent:
