@@ -39,8 +39,11 @@ def make_handler(chunks: int):
 
     streams = {False: stream(False), True: stream(True)}
     sse_headers = {"content-type": "text/event-stream"}
+    responses = responses_stream(chunks)
 
     def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/responses"):
+            return httpx2.Response(200, stream=_Events(responses), headers=sse_headers)
         body = json.loads(request.content)
         if body.get("stream"):
             include = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -50,6 +53,30 @@ def make_handler(chunks: int):
         return httpx2.Response(200, content=plain, headers={"content-type": "application/json"})
 
     return handler
+
+
+def responses_stream(chunks: int) -> bytes:
+    """A Responses API stream: ``response.created``, ``chunks`` text deltas, ``response.completed`` with usage."""
+    usage = {"input_tokens": 2048, "input_tokens_details": {"cached_tokens": 1536, "cache_write_tokens": 0},
+             "output_tokens": 410, "output_tokens_details": {"reasoning_tokens": 384}, "total_tokens": 2458}
+
+    def response(status: str, usage: dict | None) -> dict:
+        return {"id": "resp_bench", "object": "response", "created_at": 1756315696, "status": status,
+                "model": "gpt-5-mini-2025-08-07", "output": [], "parallel_tool_calls": True, "tool_choice": "auto",
+                "tools": [], "usage": usage}
+
+    events = [{"type": "response.created", "response": response("in_progress", None)}]
+    events += [{"type": "response.output_text.delta", "item_id": "msg_bench", "output_index": 0, "content_index": 0,
+                "delta": f" w{i}", "logprobs": []} for i in range(chunks)]
+    events.append({"type": "response.completed", "response": response("completed", usage)})
+    for i, event in enumerate(events):
+        event["sequence_number"] = i
+    return sse(events, event_names=[e["type"] for e in events])
+
+
+def responses_stream_call(client: openai.OpenAI) -> None:
+    for _ in client.responses.create(model="gpt-5-mini", input="Where is my order?", stream=True):
+        pass
 
 
 class _Events(httpx2.SyncByteStream):
@@ -107,6 +134,8 @@ def main() -> None:
             rows = [
                 compare("chat plain", plain_call, bare, wrapped, args.calls),
                 compare(f"chat stream {args.chunks} chunks", stream_call, bare, wrapped, max(args.calls // 10, 50)),
+                compare(f"responses stream {args.chunks} chunks", responses_stream_call, bare, wrapped,
+                        max(args.calls // 10, 50)),
             ]
         meter.close()
     if args.json:

@@ -11,11 +11,23 @@ This module is the public API; everything else is internal and may change.
 from ._version import __version__
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
-from .errors import ConfigurationError, MetricaOSError, QuotaExceeded
+from .errors import ConfigurationError, MetricaOSError, QuotaExceeded, QuotaUnavailable, RateLimited
 from .events import UsageEvent
 from .meter import Meter
 from .pricing import PriceQuote, RateTable
-from .quota import InMemoryQuotaStore, Quota, QuotaStore, UsageTotals
+from .quota import (
+    CreditRule,
+    Grant,
+    InMemoryQuotaStore,
+    Plan,
+    Quota,
+    QuotaAlert,
+    QuotaStore,
+    RateLimit,
+    SQLiteQuotaStore,
+    UsageTotals,
+)
+from .quota.backends import RedisQuotaStore
 from .reports import LimitStatus, Totals, UsageSummary
 from .sinks import EventQuery, MemorySink, Sink, SQLiteSink
 from .usage import Usage
@@ -24,18 +36,27 @@ __all__ = [
     "Attribution",
     "AttributionScope",
     "ConfigurationError",
+    "CreditRule",
     "EventQuery",
+    "Grant",
     "InMemoryQuotaStore",
     "LimitStatus",
     "MemorySink",
     "Meter",
     "MeterConfig",
     "MetricaOSError",
+    "Plan",
     "PriceQuote",
     "Quota",
+    "QuotaAlert",
     "QuotaExceeded",
     "QuotaStore",
+    "QuotaUnavailable",
+    "RateLimit",
+    "RateLimited",
     "RateTable",
+    "RedisQuotaStore",
+    "SQLiteQuotaStore",
     "SQLiteSink",
     "Sink",
     "Totals",

@@ -32,6 +32,21 @@ class MeterConfig:
     the estimate falls back to a character heuristic and says so on the event."""
     durable: bool = False
     """``True`` commits with ``synchronous=FULL`` (survives power loss, costs an fsync per call)."""
+    quota_url: str | None = None
+    """Where quotas live (``METRICAOS_QUOTA_URL``): ``redis://host:port/db`` shares them between hosts;
+    unset, they live in the SQLite file (or in memory when the sink is not SQLite)."""
+    quota_fail_open: bool = True
+    """When the quota store fails: ``True`` allows the call (and logs the fault), ``False`` refuses it with
+    ``QuotaUnavailable`` (``METRICAOS_QUOTA_FAIL_OPEN=0``)."""
+    quota_lease_seconds: float = 900.0
+    """How long a reservation is held if its call never settles (its process died)."""
+    quota_output_tokens: int = 256
+    """Output tokens reserved for a call whose request sets no ``max_tokens``-like limit."""
+    quota_refresh_seconds: float = 1.0
+    """How often a process checks the quota store for plan and customer changes made elsewhere."""
+    billable_environments: tuple[str, ...] = ("production",)
+    """Environments whose calls are billable and drawn from quotas; calls with no environment count as
+    production. Others (test, internal, demo …) are recorded with ``billable=False``."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> MeterConfig:
@@ -41,6 +56,8 @@ class MeterConfig:
             "environment": env.get("METRICAOS_ENVIRONMENT") or None,
             "enabled": env.get("METRICAOS_DISABLED", "").strip().lower() not in {"1", "true", "yes"},
             "tiktoken_cache_dir": _default_tiktoken_cache(env),
+            "quota_url": env.get("METRICAOS_QUOTA_URL") or None,
+            "quota_fail_open": env.get("METRICAOS_QUOTA_FAIL_OPEN", "").strip().lower() not in {"0", "false", "no"},
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

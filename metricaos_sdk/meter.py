@@ -15,13 +15,22 @@ from typing import Any, TypeVar
 from ._version import __version__
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
-from .errors import ConfigurationError, QuotaExceeded
+from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable
 from .events import UsageEvent
 from .pricing import RateTable
 from .providers.estimate import estimate_input_tokens
 from .providers.openai import rejects_stream_options
-from .quota import InMemoryQuotaStore, Quota, QuotaStore, check_quotas, period_bounds, quota_status
-from .quota.sqlite import SQLiteQuotaStore
+from .quota import (
+    CreditRules,
+    Customers,
+    InMemoryQuotaStore,
+    Plans,
+    Quota,
+    QuotaEngine,
+    QuotaStore,
+    SQLiteQuotaStore,
+    period_bounds,
+)
 from .reports import UsageSummary, summarize
 from .sinks import EventQuery, Sink, SQLiteSink
 from .storage.database import Database
@@ -41,9 +50,12 @@ _warned_unpriced: set[tuple[str, str | None]] = set()
 class Meter:
     """Meters every LLM call of the clients it wraps.
 
-    ``Meter("metricaos.db")`` records into a local SQLite file (events, quotas and the quota ledger in one
+    ``Meter("metricaos.db")`` records into a local SQLite file (events, quotas and reservations in one
     place, shared by every process that opens it). Pass ``sink=`` to send events elsewhere; quotas then
-    live in memory unless you pass ``quota_store=``.
+    live in memory unless you pass ``quota_store=`` (or set ``quota_url`` to a Redis URL).
+
+    Quotas: ``meter.plans`` defines plans, ``meter.customers`` assigns them and grants credits,
+    ``meter.credits`` sets the credit rules, ``meter.set_quota`` sets a customer's own hard limits.
     """
 
     def __init__(
@@ -67,13 +79,22 @@ class Meter:
         if not isinstance(sink, Sink):
             raise ConfigurationError(f"sink= must have write(events), flush() and close() methods; got {type(sink).__name__}.")
         self.sink: Sink = sink
+        self._owns_quota_store = quota_store is None
         if quota_store is None:
-            quota_store = (SQLiteQuotaStore(sink.database, pending=sink.pending_usage) if isinstance(sink, SQLiteSink)
-                           else InMemoryQuotaStore())
+            quota_store = _default_quota_store(self.config, sink)
         self.quota_store: QuotaStore = quota_store
-        # The SQLite sink keeps the quota ledger in the event's own transaction; other stores are fed here.
-        self._feed_quota_store = not (isinstance(sink, SQLiteSink) and isinstance(quota_store, SQLiteQuotaStore))
         self.rates: RateTable = RateTable.coerce(rates)
+        self.credits = CreditRules()
+        """Credit rules by feature: ``meter.credits.set("summarize_document", per_call=50)``."""
+        self._quotas = QuotaEngine(quota_store, config=self.config, rates=self.rates, credits=self.credits,
+                                   fault=self._fault)
+        if isinstance(sink, EventQuery):  # a limit set mid-period counts the period's earlier events
+            self._quotas.history = lambda customer_id, since, until: self.events(
+                customer_id=customer_id, since=since, until=until)
+        self.plans = Plans(self._quotas)
+        """The plan catalogue: ``meter.plans.define("starter", credits=2000)``, ``meter.plans.on_alert(fn)``."""
+        self.customers = Customers(self._quotas)
+        """Assign plans and grant credits: ``meter.customers.assign("cus_1", "starter")``, ``.grant(...)``."""
         self.faults = 0
         """How many metering faults were logged and swallowed (never raised into a call)."""
         self._open_calls: set[MeteredCall] = set()
@@ -128,21 +149,25 @@ class Meter:
             raise ConfigurationError("cost_usd= must be a Decimal, int or str, not a float (money is never a binary float).")
         limits = [("tokens", tokens), ("cost_usd", Decimal(cost_usd) if cost_usd is not None else None), ("requests", requests)]
         quotas = [Quota(customer_id, unit, limit, period) for unit, limit in limits if limit is not None]  # type: ignore[arg-type]
-        for quota in quotas:
-            self.quota_store.set_quota(quota)
+        self.customers.set_limits(quotas)
 
     def remove_quota(self, customer_id: str) -> None:
         """Remove every limit of ``customer_id``."""
-        self.quota_store.remove_quotas(customer_id)
+        self.customers.remove_limits(customer_id)
 
     def usage(self, customer_id: str, *, period: str | None = None, now: datetime | None = None) -> UsageSummary:
-        """The customer's usage in the current period (their quota's, else the calendar month)."""
+        """The customer's usage in the current period (their plan's or first limit's, else the calendar month):
+        plan, allowance, used, reserved, remaining, overage, projected, and totals by feature, user, model, day."""
         now = now or datetime.now(timezone.utc)
-        statuses = quota_status(self.quota_store, customer_id, now)
-        period = period or (statuses[0].quota.period if statuses else "month")
-        bounds = period_bounds(period, now)
+        policy, limits = self._quotas.limit_statuses(customer_id, now)
+        if period is None and limits and limits[0].period_start is not None:
+            period, bounds = limits[0].period, (limits[0].period_start, limits[0].resets_at)
+        else:
+            period = period or "month"
+            bounds = period_bounds(period, now)
         events = self.events(customer_id=customer_id, since=bounds[0], until=bounds[1])
-        return summarize(customer_id, period, bounds, events, statuses)
+        plan = policy.plan.name if policy is not None and policy.plan is not None else None
+        return summarize(customer_id, period, bounds, events, limits, plan=plan)
 
     def events(self, *, customer_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
                limit: int | None = None) -> list[UsageEvent]:
@@ -161,9 +186,12 @@ class Meter:
             return
         for call in list(self._open_calls):
             self._finish_abandoned(call)
+        self._quotas.close()  # release reservations of calls cut off mid-flight (other threads at exit)
         self.flush()
         self._closed = True
         self._guard(self.sink.close)
+        if self._owns_quota_store:
+            self._guard(self.quota_store.close)
 
     def __enter__(self) -> Meter:
         return self
@@ -180,19 +208,15 @@ class Meter:
         attribution = current_attribution()
         if attribution.environment is None and self.config.environment is not None:
             attribution = attribution.merged(Attribution(environment=self.config.environment))
-        if attribution.customer_id is not None:
-            try:
-                check_quotas(self.quota_store, attribution.customer_id, datetime.now(timezone.utc))
-            except QuotaExceeded:
-                raise
-            except Exception:
-                self._fault("quota check failed; the call is allowed")
+        call = None
         try:
             body = options.json_data if isinstance(options.json_data, Mapping) else None
             deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
             call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution, deployment=deployment)
             if deployment is not None:
                 call.requested_model = deployment  # Azure: what the request was routed to; the event's model is the answer's
+            if attribution.customer_id is not None:
+                self._quotas.begin(call)  # reserve; raises QuotaExceeded / RateLimited / QuotaUnavailable only
             if body is not None and endpoint.injects_stream_usage and call.streamed and "stream_options" not in body \
                     and "stream_options" not in (options.extra_json or {}) \
                     and not (self._refused_usage_request and str(client.base_url) in self._refused_usage_request):
@@ -202,7 +226,11 @@ class Meter:
                 with self._lock:
                     self._open_calls.add(call)
             return call, options
+        except (QuotaExceeded, QuotaUnavailable):
+            raise  # the decisions the caller asked for: nothing is sent
         except Exception:
+            if call is not None:
+                self._quotas.abandon(call)
             self._fault("could not start metering a call; it runs unmetered")
             return None
 
@@ -236,9 +264,12 @@ class Meter:
                     self._open_calls.discard(call)
             event = self._build_event(call, status, usage, problem, model, response_id, service_tier,
                                       content_chunks, error_type, duration_ms, output_estimate)
-            self._record(event)
         except Exception:
+            self._quotas.finish(call, None)  # the reservation is settled at its estimate, never left held
             self._fault("could not record a call")
+            return
+        # Settle the reservation (or release it: not billable) and add credits/overage; never raises.
+        self._record(self._quotas.finish(call, event))  # type: ignore[arg-type]
 
     def _build_event(self, call: MeteredCall, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
@@ -260,9 +291,11 @@ class Meter:
             problem = "; ".join(p for p in (problem, method, output_method) if p)
         else:
             usage_status, usage = "none", Usage()
-        billable = answered and (status == "ok" or usage.total_tokens > 0)
+        billable = answered and (status == "ok" or usage.total_tokens > 0) \
+            and self._quotas.counts(call.attribution.environment)  # test/internal/demo: recorded, not billed
         model = model or call.requested_model
-        priced = usage_status in ("reported", "estimated")
+        # An estimate of nothing (a text-format transcription, a body without text) is no estimate: cost unknown.
+        priced = usage_status == "reported" or (usage_status == "estimated" and usage.total_tokens > 0)
         quote = self._quote(call, model, usage, service_tier) if priced else None
         if quote is not None and quote.cost_usd is None:
             key = (call.provider, model)
@@ -313,8 +346,6 @@ class Meter:
             self.sink.write([event])
         except Exception:
             self._fault(f"sink {type(self.sink).__name__} failed to write event {event.id}")
-        if self._feed_quota_store:
-            self._guard(self.quota_store.add, event)
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:
@@ -331,3 +362,17 @@ def _close_at_exit(ref: weakref.ref[Meter]) -> None:
     meter = ref()
     if meter is not None:
         meter.close()
+
+
+def _default_quota_store(config: MeterConfig, sink: Sink) -> QuotaStore:
+    """Redis when ``quota_url`` says so; else the SQLite sink's file; else memory."""
+    url = config.quota_url
+    if url and url.startswith(("redis://", "rediss://", "unix://")):
+        from .quota.backends.redis import RedisQuotaStore
+
+        return RedisQuotaStore.from_url(url)
+    if url and url != "sqlite" and url != "memory":
+        raise ConfigurationError(f"quota_url {url!r} is not understood: use redis://host:port/db, 'sqlite' or 'memory'.")
+    if isinstance(sink, SQLiteSink) and url != "memory":
+        return SQLiteQuotaStore(sink.database)
+    return InMemoryQuotaStore()

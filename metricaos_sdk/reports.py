@@ -9,15 +9,10 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from .events import UsageEvent
-from .quota.check import QuotaStatus
 
 __all__ = ["LimitStatus", "Totals", "UsageSummary", "summarize"]
 
-
-def usd(amount: Decimal) -> str:
-    """An exact amount for display: no exponent, no trailing zeros (``$0.0016987``)."""
-    text = format(amount.normalize(), "f") if amount else "0"
-    return f"${text}"
+Number = int | Decimal
 
 
 class Totals(BaseModel):
@@ -34,23 +29,48 @@ class Totals(BaseModel):
     cost_usd: Decimal = Decimal(0)
     unpriced_requests: int = 0
     """Calls whose model had no price: their tokens count, their cost is not in ``cost_usd``."""
+    credits: Decimal = Decimal(0)
+    """Credits charged by the credit rules (0 when none apply)."""
+    overage_cost_usd: Decimal = Decimal(0)
+    """What the usage beyond an overage plan's allowance costs at the plan's overage price."""
 
 
 class LimitStatus(BaseModel):
-    """One limit of the customer in the current period."""
+    """One limit of the customer in the current period, as the quota store counts it."""
 
     model_config = ConfigDict(frozen=True)
 
     unit: str
     period: str
-    limit: int | Decimal
-    used: int | Decimal
-    remaining: int | Decimal
+    limit: Number
+    """The allowance, grants included."""
+    used: Number
+    """Settled usage of finished calls."""
+    remaining: Number
+    """``limit - used - reserved``, never negative."""
     resets_at: datetime
+    period_start: datetime | None = None
+    reserved: Number = 0
+    """Held by calls in flight (their estimates, until they settle)."""
+    overage: Number = 0
+    """Usage beyond ``limit`` (soft and overage plans, or calls larger than their estimate)."""
+    projected: Number | None = None
+    """``used`` at the end of the period if the run rate so far holds."""
+    feature: str | None = None
+    """Set for a per-feature sub-limit."""
+    mode: str = "hard"
+    source: str = "plan"
+    """``"plan"``, or ``"own"`` for a limit set with ``meter.set_quota``."""
+    granted: Number = 0
+    """Part of ``limit`` that comes from active grants."""
 
 
 class UsageSummary(BaseModel):
-    """A customer's usage in one period, with every limit and the breakdowns a usage page shows."""
+    """A customer's usage in one period: plan, every limit, totals and the breakdowns a usage page shows.
+
+    ``allowance``, ``used``, ``reserved``, ``remaining``, ``overage`` and ``projected`` are those of the
+    first limit (the plan's main allowance — credits first — else the customer's own limits).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -63,33 +83,66 @@ class UsageSummary(BaseModel):
     by_feature: dict[str, Totals]
     by_model: dict[str, Totals]
     by_day: dict[str, Totals]
+    by_user: dict[str, Totals] = {}
+    plan: str | None = None
 
     @property
-    def limit(self) -> int | Decimal | None:
-        """The first limit's allowance (token limits first), or None when the customer has none."""
+    def limit(self) -> Number | None:
+        """The first limit's allowance, or None when the customer has none."""
         return self.limits[0].limit if self.limits else None
 
     @property
-    def used(self) -> int | Decimal:
+    def allowance(self) -> Number | None:
+        """Same as :attr:`limit`."""
+        return self.limit
+
+    @property
+    def used(self) -> Number:
         return self.limits[0].used if self.limits else self.totals.total_tokens
 
     @property
-    def remaining(self) -> int | Decimal | None:
+    def reserved(self) -> Number:
+        return self.limits[0].reserved if self.limits else 0
+
+    @property
+    def remaining(self) -> Number | None:
         return self.limits[0].remaining if self.limits else None
+
+    @property
+    def overage(self) -> Number:
+        return self.limits[0].overage if self.limits else 0
+
+    @property
+    def projected(self) -> Number | None:
+        """The first limit's end-of-period use at the period's run rate so far (None without limits)."""
+        if self.limits:
+            return self.limits[0].projected
+        return None
 
     @property
     def cost_usd(self) -> Decimal:
         return self.totals.cost_usd
 
+    @property
+    def credits(self) -> Decimal:
+        return self.totals.credits
+
     def __str__(self) -> str:
-        lines = [f"{self.customer_id} — {self.period} {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"]
+        plan = f" on {self.plan}" if self.plan else ""
+        lines = [f"{self.customer_id}{plan} — {self.period} {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"]
         for lim in self.limits:
-            lines.append(f"  limit {lim.unit}: used {lim.used} of {lim.limit}, {lim.remaining} left, resets {lim.resets_at:%Y-%m-%d %H:%M} UTC")
+            scope = f" ({lim.feature})" if lim.feature else ""
+            held = f", {lim.reserved} held" if lim.reserved else ""
+            over = f", {lim.overage} over" if lim.overage else ""
+            lines.append(f"  limit {lim.unit}{scope}: used {lim.used} of {lim.limit}{held}{over}, {lim.remaining} left, "
+                         f"resets {lim.resets_at:%Y-%m-%d %H:%M} UTC")
         t = self.totals
-        lines.append(f"  {t.requests} calls, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), {usd(t.cost_usd)}")
+        credits = f", {t.credits} credits" if t.credits else ""
+        lines.append(f"  {t.requests} calls, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), "
+                     f"${t.cost_usd}{credits}")
         for title, groups in (("feature", self.by_feature), ("model", self.by_model)):
             for name, g in groups.items():
-                lines.append(f"  by {title} {name}: {g.requests} calls, {g.total_tokens} tokens, {usd(g.cost_usd)}")
+                lines.append(f"  by {title} {name}: {g.requests} calls, {g.total_tokens} tokens, ${g.cost_usd}")
         return "\n".join(lines)
 
 
@@ -103,6 +156,8 @@ def _add(totals: Totals, e: UsageEvent) -> Totals:
         total_tokens=totals.total_tokens + e.total_tokens,
         cost_usd=totals.cost_usd + (e.cost_usd or 0),
         unpriced_requests=totals.unpriced_requests + (e.cost_usd is None),
+        credits=totals.credits + (e.credits or 0),
+        overage_cost_usd=totals.overage_cost_usd + (e.overage_cost_usd or 0),
     )
 
 
@@ -111,13 +166,16 @@ def summarize(
     period: str,
     bounds: tuple[datetime, datetime],
     events: Iterable[UsageEvent],
-    statuses: list[QuotaStatus],
+    limits: list[LimitStatus],
+    *,
+    plan: str | None = None,
 ) -> UsageSummary:
-    """Fold a period's events (billable ones only) and limit statuses into a summary."""
+    """Fold a period's events (billable ones only) and the limit statuses into a summary."""
     totals = Totals()
     by_feature: dict[str, Totals] = {}
     by_model: dict[str, Totals] = {}
     by_day: dict[str, Totals] = {}
+    by_user: dict[str, Totals] = {}
     for e in events:
         if not e.billable:
             continue
@@ -126,15 +184,10 @@ def summarize(
             (by_feature, e.feature or "(none)"),
             (by_model, e.model or "(unknown)"),
             (by_day, e.timestamp.date().isoformat()),
+            (by_user, e.user_id or "(none)"),
         ):
             groups[key] = _add(groups.get(key, Totals()), e)
-    order = {"tokens": 0, "cost_usd": 1, "requests": 2}
-    limits = [
-        LimitStatus(unit=s.quota.unit, period=s.quota.period, limit=s.quota.limit, used=s.used,
-                    remaining=s.remaining, resets_at=s.resets_at)
-        for s in sorted(statuses, key=lambda s: order.get(s.quota.unit, 9))
-    ]
     return UsageSummary(
         customer_id=customer_id, period=period, period_start=bounds[0], period_end=bounds[1], limits=limits,
-        totals=totals, by_feature=by_feature, by_model=by_model, by_day=by_day,
+        totals=totals, by_feature=by_feature, by_model=by_model, by_day=by_day, by_user=by_user, plan=plan,
     )

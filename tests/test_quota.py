@@ -147,3 +147,29 @@ def test_quota_exceeded_pickles():
                         resets_at=datetime(2026, 12, 1, tzinfo=timezone.utc))
     copy = pickle.loads(pickle.dumps(exc))
     assert (copy.customer_id, copy.limit, copy.used, str(copy)) == ("c", 10, 12, str(exc))
+
+
+def test_a_customer_without_limits_costs_no_store_access(router, db_path):
+    from metricaos_sdk import InMemoryQuotaStore, MeterConfig
+
+    class CountingStore(InMemoryQuotaStore):
+        calls = 0
+
+        def __getattribute__(self, name):
+            if not name.startswith("_") and name != "calls":
+                type(self).calls += 1
+            return super().__getattribute__(name)
+
+    FakeOpenAI().mount(router)
+    store = CountingStore()
+    meter = Meter(sink=MemorySink(), quota_store=store, config=MeterConfig(quota_refresh_seconds=3600))
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+    with meter.context(customer_id="cus_free"):
+        ask(client)  # first sight of the customer: one lookup, cached
+        first = CountingStore.calls
+        for _ in range(5):
+            ask(client)
+    assert first > 0 and CountingStore.calls == first  # afterwards: a dict hit per call
+    meter.set_quota("cus_free", requests=6)  # a write here is seen at once
+    with meter.context(customer_id="cus_free"), pytest.raises(QuotaExceeded):
+        ask(client)

@@ -6,6 +6,7 @@ raises :class:`InvalidUsage`, which the caller turns into an event flagged ``usa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,3 +67,7 @@ class Endpoint:
     """Whether a streamed request needs ``stream_options.include_usage`` to report usage (OpenAI chat)."""
     terminal_event: bytes | None = None
     """Raw start of the event that ends a stream without carrying usage (``data: [DONE]``)."""
+    text_pattern: re.Pattern[bytes] | None = None
+    """Finds the JSON-escaped text a raw SSE event delivers (its group 1), without parsing the event: the
+    output of a stream whose usage never arrives is then counted over that text (``OutputText``) rather
+    than as one token per event."""

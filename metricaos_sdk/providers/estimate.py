@@ -3,8 +3,8 @@
 Input: tiktoken over the request's text when the model's encoding is on disk (``o200k_base`` for current
 OpenAI models, ``cl100k_base`` for older ones), counted the way OpenAI's cookbook counts chat messages
 (3 tokens per message, 3 to prime the reply). Where no encoding fits or is available: one token per four
-characters. Output: one token per streamed content chunk — OpenAI and Anthropic send about one token per
-delta — which is what the caller actually received.
+characters. Output: the same over the text the caller received, for endpoints whose ``text_pattern`` finds it
+(:mod:`.output_text`); otherwise one token per streamed event — providers send about one token per delta.
 """
 
 from __future__ import annotations

@@ -1,18 +1,30 @@
-"""OpenAI usage extraction: chat completions, legacy completions, Responses and embeddings.
+"""OpenAI usage extraction: chat and legacy completions, Responses, embeddings, images and transcriptions.
 
 OpenAI's buckets are already inclusive: ``prompt_tokens`` contains ``cached_tokens`` (and the newer
-``cache_write_tokens``); ``completion_tokens`` contains ``reasoning_tokens``.
+``cache_write_tokens``); ``completion_tokens`` contains ``reasoning_tokens``. The Responses API names them
+``input_tokens``/``output_tokens`` with ``input_tokens_details``/``output_tokens_details``, the same way.
+Every reader goes through :func:`~.base.count` and :func:`~.base.checked`, so a string, a negative number or
+cached > input raises :class:`~.base.InvalidUsage` (an event flagged ``invalid``, never the caller's error).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..usage import Usage
 from .base import Endpoint, InvalidUsage, checked, count
 
-__all__ = ["ENDPOINTS", "chat_usage", "responses_usage"]
+__all__ = [
+    "ENDPOINTS",
+    "chat_usage",
+    "embeddings_usage",
+    "image_usage",
+    "rejects_stream_options",
+    "responses_usage",
+    "transcription_usage",
+]
 
 
 def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -24,12 +36,18 @@ def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return details
 
 
-def chat_usage(usage: Any) -> Usage | None:
-    """Chat and legacy completions: ``prompt_tokens``/``completion_tokens`` with their details."""
+def _mapping(usage: Any) -> Mapping[str, Any] | None:
     if usage is None:
         return None
     if not isinstance(usage, Mapping):
         raise InvalidUsage(f"usage={usage!r}")
+    return usage
+
+
+def chat_usage(usage: Any) -> Usage | None:
+    """Chat and legacy completions: ``prompt_tokens``/``completion_tokens`` with their details."""
+    if (usage := _mapping(usage)) is None:
+        return None
     prompt = _details(usage, "prompt_tokens_details")
     completion = _details(usage, "completion_tokens_details")
     return checked(
@@ -45,11 +63,9 @@ def chat_usage(usage: Any) -> Usage | None:
 
 
 def responses_usage(usage: Any) -> Usage | None:
-    """Responses API: ``input_tokens``/``output_tokens`` with their details."""
-    if usage is None:
+    """Responses API (and GPT Image models): ``input_tokens``/``output_tokens`` with their details."""
+    if (usage := _mapping(usage)) is None:
         return None
-    if not isinstance(usage, Mapping):
-        raise InvalidUsage(f"usage={usage!r}")
     inp = _details(usage, "input_tokens_details")
     out = _details(usage, "output_tokens_details")
     return checked(
@@ -64,17 +80,51 @@ def responses_usage(usage: Any) -> Usage | None:
     )
 
 
+image_usage = responses_usage
+"""GPT Image models: ``input_tokens`` (text + image, with ``input_tokens_details``), ``output_tokens``.
+The split into text and image tokens is not kept: the rate table has one input rate (see docs/providers.md)."""
+
+
 def embeddings_usage(usage: Any) -> Usage | None:
     """Embeddings: ``prompt_tokens`` only."""
-    if usage is None:
+    if (usage := _mapping(usage)) is None:
         return None
-    if not isinstance(usage, Mapping):
-        raise InvalidUsage(f"usage={usage!r}")
-    return Usage(input_tokens=count(usage, "prompt_tokens"))
+    return checked(Usage(input_tokens=count(usage, "prompt_tokens")), usage)
+
+
+def transcription_usage(usage: Any) -> Usage | None:
+    """Transcriptions: ``{"type": "tokens", input_tokens, output_tokens}`` for the GPT-4o transcribe models;
+    ``{"type": "duration", "seconds"}`` for whisper-1, billed per minute, which no token bucket can hold: it
+    is recorded with zero tokens (and whisper-1 has no token price, so its cost is ``None``)."""
+    if (usage := _mapping(usage)) is None:
+        return None
+    if usage.get("type") == "duration":
+        return Usage()
+    return checked(Usage(input_tokens=count(usage, "input_tokens"), output_tokens=count(usage, "output_tokens")), usage)
+
+
+def rejects_stream_options(exc: BaseException) -> bool:
+    """Whether ``exc`` is an OpenAI-compatible server refusing the ``stream_options`` we added.
+
+    Seen in the wild: Azure's older API versions (``400 Unrecognized request argument supplied:
+    stream_options``), gateways (``400 Unknown parameter: 'stream_options'``, ``param: "stream_options"``) and
+    pydantic-validated servers (``extra_forbidden`` at ``('body', 'stream_options')``, sometimes as 422).
+    """
+    if getattr(exc, "status_code", None) not in (400, 422):
+        return False
+    return "stream_options" in f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 class ChatStreamState:
-    """Chat/completions stream: id and model from the first chunk, usage from the chunk that carries it."""
+    """Chat/completions stream: id and model from the first chunk, usage from the chunk that carries it.
+
+    Azure's first chunk is a content-filter report with ``"id": ""`` and ``"model": ""``: empty values are
+    skipped and taken from the usage chunk instead.
+    """
 
     __slots__ = ("injected", "usage", "problem", "model", "response_id", "service_tier", "done")
 
@@ -88,11 +138,9 @@ class ChatStreamState:
         self.service_tier: str | None = None
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
-        if first:
-            self.response_id = data.get("id")
-            self.model = data.get("model")
-        if data.get("service_tier") is not None:
-            self.service_tier = data.get("service_tier")
+        self.model = self.model or _text(data.get("model"))
+        self.response_id = self.response_id or _text(data.get("id"))
+        self.service_tier = _text(data.get("service_tier")) or self.service_tier
         raw = data.get("usage")
         if raw is None:
             return False
@@ -106,7 +154,7 @@ class ChatStreamState:
 
 
 class ResponsesStreamState:
-    """Responses stream: everything arrives on the terminal ``response.*`` event."""
+    """Responses stream: everything arrives on the terminal ``response.*`` event (the response object)."""
 
     __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done")
     _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -125,9 +173,9 @@ class ResponsesStreamState:
             return False
         if data.get("type") in self._TERMINAL:
             self.done = True
-        self.response_id = response.get("id") or self.response_id
-        self.model = response.get("model") or self.model
-        self.service_tier = response.get("service_tier") or self.service_tier
+        self.response_id = _text(response.get("id")) or self.response_id
+        self.model = _text(response.get("model")) or self.model
+        self.service_tier = _text(response.get("service_tier")) or self.service_tier
         if response.get("usage") is not None:
             try:
                 self.usage = responses_usage(response.get("usage"))
@@ -136,21 +184,74 @@ class ResponsesStreamState:
         return False
 
 
-def _body_usage(reader):  # type: ignore[no-untyped-def]
+class EventUsageStreamState:
+    """Image and transcription streams: usage on the terminal event itself (``image_generation.completed``,
+    ``image_edit.completed``, ``transcript.text.done``). They carry no model or id."""
+
+    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done")
+    _TERMINAL = frozenset({"image_generation.completed", "image_edit.completed", "transcript.text.done"})
+    _READERS: dict[str, Callable[[Any], Usage | None]] = {"transcript.text.done": transcription_usage}
+
+    def __init__(self, injected: bool) -> None:
+        self.done = False
+        self.usage: Usage | None = None
+        self.problem: str | None = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.service_tier: str | None = None
+
+    def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
+        kind = data.get("type")
+        if kind not in self._TERMINAL:
+            return False
+        self.done = True
+        try:
+            self.usage = self._READERS.get(kind, image_usage)(data.get("usage"))
+        except InvalidUsage as exc:
+            self.problem = str(exc)
+        return False
+
+
+def _body_usage(reader: Callable[[Any], Usage | None]) -> Callable[[Mapping[str, Any]], Usage | None]:
     return lambda body: reader(body.get("usage"))
 
 
+# The JSON-escaped text a raw SSE event delivers, found without parsing the event (see OutputText): chat
+# content, refusals, tool-call arguments and the reasoning text some compatible servers stream ...
+_STRING = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
+CHAT_TEXT = re.compile(rb'"(?:content|refusal|arguments|reasoning_content)":' + _STRING)
+# ... legacy completions' choice text, and the ``delta`` of Responses/transcription delta events.
+COMPLETION_TEXT = re.compile(rb'"text":' + _STRING)
+DELTA_TEXT = re.compile(rb'"delta":' + _STRING)
+
 CHAT = Endpoint("openai", "chat_completion", _body_usage(chat_usage), ChatStreamState, injects_stream_usage=True,
-                terminal_event=b"data: [DONE]")
+                terminal_event=b"data: [DONE]", text_pattern=CHAT_TEXT)
 COMPLETIONS = Endpoint("openai", "completion", _body_usage(chat_usage), ChatStreamState, injects_stream_usage=True,
-                       terminal_event=b"data: [DONE]")
-RESPONSES = Endpoint("openai", "response", _body_usage(responses_usage), ResponsesStreamState)
+                       terminal_event=b"data: [DONE]", text_pattern=COMPLETION_TEXT)
+# Responses report usage in ``response.completed`` unasked: never add stream_options there.
+RESPONSES = Endpoint("openai", "response", _body_usage(responses_usage), ResponsesStreamState,
+                     text_pattern=DELTA_TEXT)
+RESPONSES_COMPACT = Endpoint("openai", "response_compaction", _body_usage(responses_usage))
 EMBEDDINGS = Endpoint("openai", "embedding", _body_usage(embeddings_usage))
+IMAGE_GENERATIONS = Endpoint("openai", "image_generation", _body_usage(image_usage), EventUsageStreamState)
+IMAGE_EDITS = Endpoint("openai", "image_edit", _body_usage(image_usage), EventUsageStreamState)
+TRANSCRIPTIONS = Endpoint("openai", "transcription", _body_usage(transcription_usage), EventUsageStreamState,
+                          text_pattern=DELTA_TEXT)
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/chat/completions": CHAT,
     "/completions": COMPLETIONS,
     "/responses": RESPONSES,
+    "/responses/compact": RESPONSES_COMPACT,
+    # client.beta.responses: a separate resource class that marks its path with a query.
+    "/responses?beta=true": RESPONSES,
+    "/responses/compact?beta=true": RESPONSES_COMPACT,
     "/embeddings": EMBEDDINGS,
+    "/images/generations": IMAGE_GENERATIONS,
+    "/images/edits": IMAGE_EDITS,
+    "/audio/transcriptions": TRANSCRIPTIONS,
 }
-"""Billable paths as the SDK's resources name them (``FinalRequestOptions.url``), before any base URL."""
+"""Billable paths as the SDK's resources name them (``FinalRequestOptions.url``), before any base URL.
+
+Not here, on purpose: ``/audio/speech`` and ``/audio/translations`` (their responses carry no usage),
+``/images/variations`` (dall-e-2, priced per image), ``/moderations`` and ``/responses/input_tokens`` (free)."""

@@ -1,7 +1,34 @@
-"""Quotas: limits per customer and period, checked before each call."""
+"""Quotas: plans, credits and limits per customer, reserved before each call and settled after.
 
-from .check import check_quotas, quota_status
-from .limits import Quota, UsageTotals, period_bounds
-from .store import InMemoryQuotaStore, QuotaStore
+Layout: ``amounts`` (units), ``periods`` (calendar and anchored periods, rate windows), ``plans`` (Plan,
+RateLimit, Grant), ``credits`` (credit rules), ``policy`` (a customer's limits compiled), ``reservations``
+(the admission arithmetic), ``backends/`` (in-memory, SQLite, Redis stores), ``engine`` (reserve and
+settle around a call), ``catalog`` (``meter.plans`` / ``meter.customers``), ``alerts``.
+"""
 
-__all__ = ["InMemoryQuotaStore", "Quota", "QuotaStore", "UsageTotals", "check_quotas", "period_bounds", "quota_status"]
+from .alerts import QuotaAlert
+from .backends import InMemoryQuotaStore, QuotaStore, SQLiteQuotaStore
+from .catalog import Customers, Plans
+from .credits import CreditRule, CreditRules
+from .engine import QuotaEngine
+from .limits import Quota, UsageTotals
+from .periods import period_bounds
+from .plans import Grant, Plan, RateLimit
+
+__all__ = [
+    "CreditRule",
+    "CreditRules",
+    "Customers",
+    "Grant",
+    "InMemoryQuotaStore",
+    "Plan",
+    "Plans",
+    "Quota",
+    "QuotaAlert",
+    "QuotaEngine",
+    "QuotaStore",
+    "RateLimit",
+    "SQLiteQuotaStore",
+    "UsageTotals",
+    "period_bounds",
+]

@@ -124,6 +124,25 @@ def m003_quota_reservations(db: Database) -> None:
         FROM quotas GROUP BY customer_id
         """
     )
+    # … with their use so far this period, from the per-day ledger (counters otherwise start at zero).
+    db.execute(
+        """
+        INSERT OR IGNORE INTO quota_used (customer_id, bucket, used, expires_at)
+        SELECT q.customer_id, 'own:' || q.unit || ':*:' || q.period || ':' || p.start_epoch,
+               CASE q.unit WHEN 'tokens' THEN SUM(d.tokens) WHEN 'requests' THEN SUM(d.requests)
+                    ELSE CAST(SUM(CAST(d.cost_usd AS REAL)) * 1000000000 + 0.999 AS INTEGER) END,
+               p.end_epoch + 86400
+        FROM quotas q
+        JOIN (SELECT 'month' AS period, date('now', 'start of month') AS first_day,
+                     CAST(strftime('%s', date('now', 'start of month')) AS INTEGER) AS start_epoch,
+                     CAST(strftime('%s', date('now', 'start of month', '+1 month')) AS INTEGER) AS end_epoch
+              UNION ALL
+              SELECT 'day', date('now'), CAST(strftime('%s', date('now')) AS INTEGER),
+                     CAST(strftime('%s', date('now', '+1 day')) AS INTEGER)) p ON p.period = q.period
+        JOIN usage_daily d ON d.customer_id = q.customer_id AND d.day >= p.first_day
+        GROUP BY q.customer_id, q.unit
+        """
+    )
 
 
 @migrations()

@@ -33,9 +33,24 @@ class MeteredCall:
     """State of one logical call. Created by the hook, fed by the tap, finished exactly once."""
 
     __slots__ = (
-        "meter", "endpoint", "provider", "path", "body", "requested_model", "streamed", "attribution",
-        "started_at", "_t0", "id", "attempts", "http_status", "injected_usage", "deployment", "tapped",
-        "_finished", "_lock",
+        "_finished",
+        "_lock",
+        "_t0",
+        "attempts",
+        "attribution",
+        "body",
+        "deployment",
+        "endpoint",
+        "http_status",
+        "id",
+        "injected_usage",
+        "meter",
+        "path",
+        "provider",
+        "requested_model",
+        "started_at",
+        "streamed",
+        "tapped",
     )
 
     def __init__(
@@ -84,6 +99,7 @@ class MeteredCall:
         service_tier: str | None = None,
         content_chunks: int | None = None,
         error_type: str | None = None,
+        output_estimate: tuple[int, str] | None = None,
     ) -> None:
         """Build and record the event; later calls do nothing. Never raises."""
         with self._lock:
@@ -102,6 +118,7 @@ class MeteredCall:
             content_chunks=content_chunks,
             error_type=error_type,
             duration_ms=duration_ms,
+            output_estimate=output_estimate,
         )
 
     def returned(self) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["instrument"]
 
 _ORIGINALS = "_metricaos_originals"
+_RETRY = object()
 
 
 def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
@@ -32,17 +33,27 @@ def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
     request = originals["request"]
     original_copy = originals["copy"]
     begin = meter._begin_call
+    # An OpenAI-compatible server that refuses the stream_options we added gets the call once more, exactly
+    # as the caller sent it (one logical call, one event); the meter remembers its base URL.
+    usage_request_refused = meter._usage_request_refused
 
     if kind.is_async:
 
         async def metered_request(cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-            started = begin(kind, options)
+            started = begin(kind, options, client)
             if started is None:
                 return await request(cast_to, options, *args, **kwargs)
-            call, options = started
+            call, sent = started
             token = current_call.set(call)
             try:
-                result = await request(cast_to, options, *args, **kwargs)
+                try:
+                    result = await request(cast_to, sent, *args, **kwargs)
+                except Exception as exc:
+                    if not (call.injected_usage and usage_request_refused(call, exc, client)):
+                        raise
+                    result = _RETRY
+                if result is _RETRY:  # outside the except block: the caller's traceback never shows our 400
+                    result = await request(cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
@@ -54,13 +65,20 @@ def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
     else:
 
         def metered_request(cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            started = begin(kind, options)
+            started = begin(kind, options, client)
             if started is None:
                 return request(cast_to, options, *args, **kwargs)
-            call, options = started
+            call, sent = started
             token = current_call.set(call)
             try:
-                result = request(cast_to, options, *args, **kwargs)
+                try:
+                    result = request(cast_to, sent, *args, **kwargs)
+                except Exception as exc:
+                    if not (call.injected_usage and usage_request_refused(call, exc, client)):
+                        raise
+                    result = _RETRY
+                if result is _RETRY:  # outside the except block: the caller's traceback never shows our 400
+                    result = request(cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise

@@ -30,6 +30,7 @@ log = logging.getLogger("metricaos_sdk")
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _SMALL_BODY = 256 * 1024
+_NULL_USAGE = b',"usage":null'
 
 
 class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
@@ -243,7 +244,9 @@ class SSETap(_Tap):
             out = []
             for i, raw in enumerate(events):
                 if not self._observe(raw):
-                    out.append(raw)
+                    # include_usage also adds "usage":null to every chunk: cut it, so the caller's chunks
+                    # (to_dict(), model_fields_set, iter_lines()) are the bare client's.
+                    out.append(raw.replace(_NULL_USAGE, b""))
                     out.append(seps[i] if seps is not None else b"\n\n")
             return b"".join(out)
         except Exception:

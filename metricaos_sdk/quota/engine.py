@@ -1,0 +1,421 @@
+"""QuotaEngine: which limits apply to a call; reserve before it is sent, settle when it ends.
+
+The meter calls :meth:`QuotaEngine.begin` once per logical call before anything is sent, and
+:meth:`QuotaEngine.finish` from the call's single finish point (body read, stream ended, closed,
+abandoned, failed, cancelled), so a reservation is settled or released on every exit path; ``close()``
+releases what is still held at exit, and a process that dies leaves reservations that lapse with their
+lease. A customer nothing limits costs one dict lookup: policies are cached per process and reloaded only
+when the store's settings version moves (checked every ``quota_refresh_seconds``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..errors import QuotaExceeded, QuotaUnavailable, RateLimited
+from ..providers.estimate import estimate_input_tokens
+from ..reports import LimitStatus
+from ..usage import Usage
+from .alerts import QuotaAlert
+from .amounts import SCALE, from_units, to_usage
+from .credits import CreditRule, CreditRules
+from .periods import period_bounds, rate_window
+from .plans import Grant, Plan
+from .policy import LimitSpec, Policy, RateSpec, compile_policy
+from .reservations import Balance, Bucket, Demand
+
+if TYPE_CHECKING:
+    from ..config import MeterConfig
+    from ..events import UsageEvent
+    from ..pricing import RateTable
+    from ..wrappers.call import MeteredCall
+    from .backends.base import QuotaStore
+
+__all__ = ["QuotaEngine"]
+
+log = logging.getLogger("metricaos_sdk")
+_MISSING: Any = object()
+_MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+@dataclass(slots=True)
+class _Line:
+    spec: LimitSpec | RateSpec
+    demand: Demand
+    start: datetime
+    end: datetime
+
+
+@dataclass(slots=True)
+class _Ticket:
+    policy: Policy
+    lines: list[_Line]
+    feature: str | None
+
+
+class _Estimate:
+    """A call's expected consumption per unit, in store units, computed only for the units asked."""
+
+    def __init__(self, engine: QuotaEngine, call: MeteredCall) -> None:
+        self.engine, self.call = engine, call
+        self._tokens: tuple[int, int] | None = None
+        self._cost: Decimal | None = None
+
+    def tokens(self) -> tuple[int, int]:
+        if self._tokens is None:
+            body = self.call.body or {}
+            out = next((v for k in _MAX_TOKENS if isinstance(v := body.get(k), int) and not isinstance(v, bool)), None)
+            if out is None:
+                out = 0 if self.call.endpoint.event_type == "embedding" else self.engine.config.quota_output_tokens
+            inp, _ = estimate_input_tokens(self.call.requested_model, body, self.engine.config.tiktoken_cache_dir)
+            self._tokens = (inp, out)
+        return self._tokens
+
+    def cost(self) -> Decimal:
+        if self._cost is None:
+            inp, out = self.tokens()
+            quote = self.engine.rates.price(self.call.provider, self.call.requested_model or "",
+                                            Usage(input_tokens=inp, output_tokens=out))
+            self._cost = quote.cost_usd or Decimal(0)  # unpriced: cost limits can only count it once it is known
+        return self._cost
+
+    def amount(self, unit: str) -> int:
+        if unit == "requests":
+            return 1
+        if unit == "tokens":
+            return sum(self.tokens())
+        if unit == "cost_usd":
+            return to_usage(unit, self.cost())
+        found = self.engine.credits.get(self.call.attribution.feature)
+        if found is None:
+            return 0
+        rule = found[0]
+        if rule.per_call is not None:  # exact, and needs no tokenizer
+            return self.engine.per_call_units(rule)
+        inp, out = self.tokens()
+        credits = rule.credits(input_tokens=inp, output_tokens=out,
+                               cost_usd=self.cost() if rule.credits_per_usd is not None else None)
+        return to_usage(unit, credits or 0)
+
+
+class QuotaEngine:
+    """The meter's quota logic over one :class:`QuotaStore`. Thread-safe; one per meter."""
+
+    def __init__(self, store: QuotaStore, *, config: MeterConfig, rates: RateTable, credits: CreditRules,
+                 fault: Callable[[str], None]) -> None:
+        self.store = store
+        self.config = config
+        self.rates = rates
+        self.credits = credits
+        self.alert_callbacks: list[Callable[[QuotaAlert], Any]] = []
+        self.history: Callable[[str, datetime, datetime], list[UsageEvent]] | None = None
+        """The period's recorded events (set by the meter when its sink can read them back)."""
+        self._fault = fault
+        self._billable = frozenset(config.billable_environments)
+        self._policies: dict[str, Policy | None] = {}
+        self._plans: dict[str, Plan] = {}
+        self._version: int | None = None
+        self._check_at = 0.0
+        self._writes = 0
+        self._tickets: dict[str, _Ticket] = {}
+        self._fired: set[tuple[str, str]] = set()
+        self._per_call: dict[CreditRule, int] = {}
+        self._lock = threading.Lock()
+
+    # -- settings cache -----------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Forget cached settings (after a write here; writes elsewhere are seen within the refresh interval)."""
+        self._writes += 1
+        self._check_at = 0.0
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now < self._check_at:
+            return
+        with self._lock:
+            if now < self._check_at:
+                return
+            writes = self._writes
+            version = self.store.config_version()
+            if version != self._version:
+                self._plans = {name: Plan.from_json(doc) for name, doc in self.store.list_config("plan").items()}
+                self._policies = {}
+                self._version = version
+            if writes == self._writes:  # a write here meanwhile: check again on the next call
+                self._check_at = now + self.config.quota_refresh_seconds
+
+    def plans(self) -> dict[str, Plan]:
+        self._refresh()
+        return self._plans
+
+    def policy(self, customer_id: str) -> Policy | None:
+        """The customer's compiled policy (None: nothing limits them)."""
+        self._refresh()
+        policy = self._policies.get(customer_id, _MISSING)
+        if policy is _MISSING:
+            grants = [Grant.from_json(doc) for doc in self.store.list_config(f"grant:{customer_id}").values()]
+            policy = compile_policy(customer_id, self.store.get_config("customer", customer_id), self._plans, grants)
+            if len(self._policies) > 100_000:  # many customers without limits: bound the memory, not the speed
+                self._policies = {}
+            self._policies[customer_id] = policy
+        return policy  # type: ignore[no-any-return]
+
+    def per_call_units(self, rule: CreditRule) -> int:
+        units = self._per_call.get(rule)
+        if units is None:
+            units = self._per_call[rule] = to_usage("credits", Decimal(rule.per_call))  # type: ignore[arg-type]
+        return units
+
+    def counts(self, environment: str | None) -> bool:
+        """Whether calls in ``environment`` are billable and drawn from quotas."""
+        return environment is None or environment in self._billable
+
+    # -- before the call ----------------------------------------------------------------------------
+    def begin(self, call: MeteredCall) -> None:
+        """Reserve the call's estimate, or raise QuotaExceeded / RateLimited (/ QuotaUnavailable). Nothing else."""
+        attribution = call.attribution
+        customer_id = attribution.customer_id
+        if customer_id is None or not self.counts(attribution.environment):
+            return
+        try:
+            policy = self.policy(customer_id)
+            if policy is None:
+                return
+            lines = self._lines(policy, call, time.time())
+            if not lines:
+                return
+            outcome = self.store.reserve(customer_id, call.id, [ln.demand for ln in lines],
+                                         self.config.quota_lease_seconds)
+        except Exception as exc:
+            self._store_failed("quota reservation failed", exc)
+            return
+        if not outcome.ok:
+            line = lines[outcome.failed]  # type: ignore[index]
+            raise self._refusal(policy, line, outcome.balances[outcome.failed])  # type: ignore[index]
+        self._tickets[call.id] = _Ticket(policy, lines, attribution.feature)
+        for line, bal in zip(lines, outcome.balances, strict=True):
+            spec = line.spec
+            if isinstance(spec, LimitSpec) and spec.mode == "soft" and bal.used + bal.reserved + line.demand.amount > bal.limit:
+                self._alert(policy, line, bal, 1.0)
+
+    def _store_failed(self, what: str, exc: Exception) -> None:
+        self._fault(what + ("; the call is allowed" if self.config.quota_fail_open else "; the call is refused"))
+        if not self.config.quota_fail_open:
+            raise QuotaUnavailable(f"The quota store is unavailable ({type(exc).__name__}: {exc}); "
+                                   "the request was not sent.") from exc
+
+    def _lines(self, policy: Policy, call: MeteredCall, epoch: float) -> list[_Line]:
+        feature = call.attribution.feature
+        estimate = _Estimate(self, call)
+        lines = []
+        for index, spec in enumerate(policy.limits):
+            if spec.feature is not None and spec.feature != feature:
+                continue
+            start, end, buckets, overflow = policy.window(index, epoch)
+            demand = Demand(estimate.amount(spec.unit), buckets, spec.mode in ("hard", "throttle"), overflow)
+            lines.append(_Line(spec, demand, start, end))
+        for rate in policy.rates:
+            ws, we = rate_window(rate.per, epoch)
+            bucket = Bucket(f"rate:{rate.unit}:{rate.per}:{ws}", rate.limit, we + 60)
+            lines.append(_Line(rate, Demand(estimate.amount(rate.unit), (bucket,)),
+                               datetime.fromtimestamp(ws, timezone.utc), datetime.fromtimestamp(we, timezone.utc)))
+        return lines
+
+    def _refusal(self, policy: Policy, line: _Line, bal: Balance) -> QuotaExceeded:
+        spec = line.spec
+        unit = spec.unit
+        numbers: dict[str, Any] = dict(
+            customer_id=policy.customer_id, unit=unit, limit=from_units(unit, bal.limit),
+            used=from_units(unit, bal.used), reserved=from_units(unit, bal.reserved),
+            requested=from_units(unit, line.demand.amount), resets_at=line.end,
+            plan=policy.plan.name if policy.plan is not None and getattr(spec, "source", "plan") == "plan" else None,
+        )
+        now = datetime.now(timezone.utc)
+        if isinstance(spec, RateSpec):
+            return RateLimited(retry_after=(line.end - now).total_seconds(), period=spec.per, **numbers)
+        numbers.update(period=spec.period, feature=spec.feature)
+        if spec.mode == "throttle":
+            # Held by calls in flight: they settle in seconds. Used up: wait for the period to end.
+            wait = 1.0 if bal.used + line.demand.amount <= bal.limit else (line.end - now).total_seconds()
+            return RateLimited(retry_after=wait, **numbers)
+        return QuotaExceeded(**numbers)
+
+    # -- after the call -----------------------------------------------------------------------------
+    def finish(self, call: MeteredCall, event: UsageEvent | None) -> UsageEvent | None:
+        """Settle (billable), release (not billable) or settle at the estimate (no event); add credits and
+        overage to the event. Never raises."""
+        ticket = self._tickets.pop(call.id, None)
+        if ticket is None and not self.credits:
+            return event
+        try:
+            updates: dict[str, Any] = {}
+            if event is not None and self.credits:
+                found = self.credits.get(event.feature)
+                if found is not None:
+                    rule, name = found
+                    credits = rule.credits(input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                                           cost_usd=event.cost_usd) if event.billable else Decimal(0)
+                    updates.update(credits=credits, credit_rule=name)
+            if ticket is not None:
+                if event is not None and not event.billable:
+                    self.store.release(ticket.policy.customer_id, call.id)
+                else:
+                    self._settle(call, ticket, event, updates)
+            return _updated(event, updates) if updates and event is not None else event
+        except Exception:
+            self._fault("quota settlement failed; the reservation lapses with its lease")
+            return event
+
+    def _settle(self, call: MeteredCall, ticket: _Ticket, event: UsageEvent | None, updates: dict[str, Any]) -> None:
+        if event is None:  # the event could not be built: charge the estimate rather than nothing
+            demands = [ln.demand for ln in ticket.lines]
+        else:
+            actual = {"requests": 1, "tokens": event.total_tokens, "cost_usd": to_usage("cost_usd", event.cost_usd),
+                      "credits": to_usage("credits", updates.get("credits"))}
+            demands = [replace(ln.demand, amount=actual[ln.spec.unit]) for ln in ticket.lines]
+        policy = ticket.policy
+        settled = self.store.settle(policy.customer_id, call.id, demands)
+        overage = Decimal(0)
+        price: Decimal | None = None
+        for line, bal, over in zip(ticket.lines, settled.balances, settled.overflow, strict=True):
+            spec = line.spec
+            if not isinstance(spec, LimitSpec):
+                continue
+            if spec.mode == "overage" and over:
+                amount = Decimal(from_units(spec.unit, over))
+                if amount > overage:
+                    overage, price = amount, spec.overage_price
+            for threshold in spec.alerts:
+                if bal.used >= bal.limit * threshold:
+                    self._alert(policy, line, bal, threshold)
+        if overage:
+            updates.update(overage=overage, overage_cost_usd=overage * price if price is not None else None)
+
+    def _alert(self, policy: Policy, line: _Line, bal: Balance, threshold: float) -> None:
+        spec = line.spec
+        mark = f"alert:{line.demand.buckets[line.demand.overflow].key}:{threshold}"
+        key = (policy.customer_id, mark)
+        if key in self._fired:
+            return
+        try:
+            first = self.store.mark_once(policy.customer_id, mark, line.end.timestamp() + 86_400)
+        except Exception:
+            self._fault("could not record a quota alert")
+            return
+        self._fired.add(key)
+        if len(self._fired) > 100_000:
+            self._fired = set()
+        if not first:
+            return
+        alert = QuotaAlert(customer_id=policy.customer_id, plan=policy.plan.name if policy.plan else None,
+                           unit=spec.unit, feature=getattr(spec, "feature", None), threshold=threshold,
+                           limit=from_units(spec.unit, bal.limit), used=from_units(spec.unit, bal.used),
+                           period_start=line.start, resets_at=line.end, mode=getattr(spec, "mode", "hard"))
+        for callback in list(self.alert_callbacks):
+            try:
+                callback(alert)
+            except Exception:
+                self._fault(f"quota alert callback {getattr(callback, '__qualname__', callback)} raised")
+
+    def abandon(self, call: MeteredCall) -> None:
+        """The call will not be sent after all: release its reservation. Never raises."""
+        ticket = self._tickets.pop(call.id, None)
+        if ticket is not None:
+            try:
+                self.store.release(ticket.policy.customer_id, call.id)
+            except Exception:
+                self._fault("could not release a reservation; it lapses with its lease")
+
+    def close(self) -> None:
+        """Release every reservation this meter still holds (calls cut off by interpreter exit)."""
+        for call_id, ticket in list(self._tickets.items()):
+            if self._tickets.pop(call_id, None) is not None:
+                try:
+                    self.store.release(ticket.policy.customer_id, call_id)
+                except Exception:
+                    self._fault("could not release a reservation at close; it lapses with its lease")
+
+    # -- a limit that starts mid-period -------------------------------------------------------------
+    def period_keys(self, customer_id: str) -> set[str]:
+        """The current period bucket of each of the customer's limits."""
+        policy = self.policy(customer_id)
+        if policy is None:
+            return set()
+        epoch = time.time()
+        return {w[2][w[3]].key for w in (policy.window(i, epoch) for i in range(len(policy.limits)))}
+
+    def seed(self, customer_id: str, known: set[str]) -> None:
+        """Count the period's earlier billable events into limits that did not exist before (keys not in
+        ``known``): a limit set on the 20th sees the month's use so far. Counters only move by settlement,
+        so without this they would start at zero. Once per bucket across processes. Never raises."""
+        policy = self.policy(customer_id)
+        if policy is None or self.history is None:
+            return
+        try:
+            epoch = time.time()
+            for index, spec in enumerate(policy.limits):
+                start, end, buckets, overflow = policy.window(index, epoch)
+                main = buckets[overflow]
+                if main.key in known or not self.store.mark_once(customer_id, f"seed:{main.key}", main.expires_at):
+                    continue
+                events = [e for e in self.history(customer_id, start, end)
+                          if e.billable and (spec.feature is None or e.feature == spec.feature)]
+                amount = {"requests": len(events), "tokens": sum(e.total_tokens for e in events),
+                          "cost_usd": to_usage("cost_usd", sum((e.cost_usd or 0 for e in events), Decimal(0))),
+                          "credits": to_usage("credits", sum((e.credits or 0 for e in events), Decimal(0)))}[spec.unit]
+                if amount:
+                    self.store.settle(customer_id, f"seed:{main.key}", [Demand(amount, (main,), False)])
+        except Exception:
+            self._fault("could not count the period's earlier usage into a new limit")
+
+    # -- reporting ----------------------------------------------------------------------------------
+    def limit_statuses(self, customer_id: str, now: datetime) -> tuple[Policy | None, list[LimitStatus]]:
+        """Every allowance of the customer as the store counts it now: main limits first, credits first."""
+        policy = self.policy(customer_id)
+        if policy is None:
+            return None, []
+        epoch = now.timestamp()
+        rows = []
+        for spec in policy.limits:
+            start, end = period_bounds(spec.period, now, policy.bounds_anchor(spec))
+            buckets, overflow = policy.buckets(spec, start, end, epoch)
+            rows.append((spec, start, end, buckets, overflow))
+        balances = self.store.balances(customer_id, [b for r in rows for b in r[3]])
+        out = []
+        for spec, start, end, buckets, overflow in rows:
+            used = sum(balances[b.key][0] for b in buckets)
+            reserved = sum(balances[b.key][1] for b in buckets)
+            limit = sum(b.limit for b in buckets)
+            elapsed = max((now - start).total_seconds(), 1.0)
+            u = spec.unit
+            projected = int(used * (end - start).total_seconds() / elapsed) // SCALE[u] * SCALE[u]  # whole units
+            out.append(LimitStatus(
+                unit=u, period=spec.period, limit=from_units(u, limit), used=from_units(u, used),
+                remaining=from_units(u, max(limit - used - reserved, 0)), resets_at=end, period_start=start,
+                reserved=from_units(u, reserved), overage=from_units(u, max(used - limit, 0)),
+                projected=from_units(u, projected), feature=spec.feature, mode=spec.mode, source=spec.source,
+                granted=from_units(u, limit - buckets[overflow].limit),
+            ))
+        order = {"credits": 0, "tokens": 1, "cost_usd": 2, "requests": 3}
+        out.sort(key=lambda s: (s.feature is not None, s.source != "plan", order.get(s.unit, 9)))
+        return policy, out
+
+    @property
+    def held(self) -> int:
+        """Reservations this meter holds now (calls in flight with a quota)."""
+        return len(self._tickets)
+
+
+def _updated(event: UsageEvent, updates: dict[str, Any]) -> UsageEvent:
+    """The event with quota fields set. Events are frozen; the meter builds them without validation, and
+    so does this (the values are the engine's own, already of their types)."""
+    values = {**event.__dict__, **updates}
+    trusted = getattr(type(event), "_trusted", None)
+    return trusted(values) if trusted is not None else type(event).model_construct(**values)
