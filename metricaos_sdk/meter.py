@@ -8,6 +8,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -35,6 +36,9 @@ __all__ = ["Meter"]
 log = logging.getLogger("metricaos_sdk")
 C = TypeVar("C")
 _warned_unpriced: set[tuple[str, str | None]] = set()
+# Bedrock bills the model id or inference profile that was invoked (``global.`` and regional profiles have
+# different prices), while its response names only Anthropic's model: price what was invoked.
+_PRICED_AS_INVOKED = frozenset({"bedrock"})
 
 
 class Meter:
@@ -85,7 +89,8 @@ class Meter:
     def wrap(self, client: C) -> C:
         """Meter ``client`` in place and return it (the same object: ``isinstance`` and types hold).
 
-        Supported: ``openai.OpenAI``, ``openai.AsyncOpenAI`` and their Azure variants. Copies made with
+        Supported: ``openai.OpenAI``, ``openai.AsyncOpenAI`` and their Azure variants; ``anthropic.Anthropic``,
+        ``anthropic.AsyncAnthropic`` and their Bedrock and Vertex variants. Copies made with
         ``client.with_options()`` / ``client.copy()`` are metered too.
         """
         kind = client_kind(client)
@@ -205,20 +210,22 @@ class Meter:
 
     def _finish_call(self, call: MeteredCall, *, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
-                     content_chunks: int | None, error_type: str | None, duration_ms: float) -> None:
+                     content_chunks: int | None, error_type: str | None, duration_ms: float,
+                     partial: Usage | None = None) -> None:
         try:
             if call.streamed:
                 with self._lock:
                     self._open_calls.discard(call)
             event = self._build_event(call, status, usage, problem, model, response_id, service_tier,
-                                      content_chunks, error_type, duration_ms)
+                                      content_chunks, error_type, duration_ms, partial)
             self._record(event)
         except Exception:
             self._fault("could not record a call")
 
     def _build_event(self, call: MeteredCall, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
-                     content_chunks: int | None, error_type: str | None, duration_ms: float) -> UsageEvent:
+                     content_chunks: int | None, error_type: str | None, duration_ms: float,
+                     partial: Usage | None = None) -> UsageEvent:
         answered = call.http_status is not None and 200 <= call.http_status < 300
         if usage is not None:
             usage_status = "reported"
@@ -226,23 +233,28 @@ class Meter:
             usage_status, usage = "invalid", Usage()
         elif answered:
             # The provider answered but we have no usage: an abandoned or failed stream, or an unread body.
-            tokens, method = estimate_input_tokens(call.requested_model, call.body, self.config.tiktoken_cache_dir)
-            usage = Usage(input_tokens=tokens, output_tokens=content_chunks or 0)
+            if partial is not None:  # the input side arrived (Anthropic's message_start): keep it
+                usage = replace(partial, output_tokens=max(partial.output_tokens, content_chunks or 0))
+                method = "input as reported when the stream started"
+            else:
+                tokens, method = estimate_input_tokens(call.requested_model, call.body, self.config.tiktoken_cache_dir)
+                usage = Usage(input_tokens=tokens, output_tokens=content_chunks or 0)
             usage_status = "estimated"
             problem = "; ".join(p for p in (problem, method, "output counted as one token per streamed event") if p)
         else:
             usage_status, usage = "none", Usage()
         billable = answered and (status == "ok" or usage.total_tokens > 0)
         model = model or call.requested_model
+        priced_model = call.requested_model if call.provider in _PRICED_AS_INVOKED else model
         priced = usage_status in ("reported", "estimated")
-        quote = self.rates.price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier) \
-            if priced else None
+        quote = self.rates.price(call.provider, priced_model or "", usage, at=call.started_at,
+                                 service_tier=service_tier) if priced else None
         if quote is not None and quote.cost_usd is None:
-            key = (call.provider, model)
+            key = (call.provider, priced_model)
             if key not in _warned_unpriced:
                 _warned_unpriced.add(key)
                 log.warning("metricaos_sdk: no price for %s model %r; its calls are recorded with cost_usd=None",
-                            call.provider, model)
+                            call.provider, priced_model)
         a = call.attribution
         return UsageEvent.model_construct(
             id=call.id, schema_version=1, timestamp=call.started_at, event_type=call.endpoint.event_type,

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from ..usage import Usage
 
-__all__ = ["Endpoint", "InvalidUsage", "StreamState", "count"]
+__all__ = ["Endpoint", "InvalidUsage", "StreamState", "checked", "count", "details"]
 
 
 class InvalidUsage(ValueError):
@@ -25,6 +25,16 @@ def count(payload: Mapping[str, Any], key: str) -> int:
     if value is None:
         return 0
     if type(value) is not int or value < 0:
+        raise InvalidUsage(f"{key}={value!r}")
+    return value
+
+
+def details(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested usage object (``prompt_tokens_details``, ``cache_creation`` …): missing or null is ``{}``."""
+    value = payload.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
         raise InvalidUsage(f"{key}={value!r}")
     return value
 
@@ -51,6 +61,12 @@ class StreamState(Protocol):
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
         """Fold one parsed event in; return True to hide it from the caller (the injected usage chunk)."""
 
+    # A state may also have (the taps read them with getattr, so the OpenAI states need not):
+    #   error_type: str | None  — set with ``done`` when the provider ended the stream with an error event;
+    #                             the call then finishes as ``status="error"``.
+    #   partial: Usage | None   — counts that arrived before the final usage did (Anthropic's
+    #                             ``message_start``); a stream cut short keeps them and estimates only output.
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -66,3 +82,8 @@ class Endpoint:
     """Whether a streamed request needs ``stream_options.include_usage`` to report usage (OpenAI chat)."""
     terminal_event: bytes | None = None
     """Raw start of the event that ends a stream without carrying usage (``data: [DONE]``)."""
+    watched_events: tuple[bytes, ...] = ()
+    """Raw starts of events to parse besides the first and those carrying usage (``event: message_stop``)."""
+    content_event: bytes | None = None
+    """Raw start of the events that carry generated content, counted for output estimates; None: every
+    event after the first."""

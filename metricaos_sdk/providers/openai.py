@@ -11,17 +11,9 @@ from typing import Any
 
 from ..usage import Usage
 from .base import Endpoint, InvalidUsage, checked, count
+from .base import details as _details
 
 __all__ = ["ENDPOINTS", "chat_usage", "responses_usage"]
-
-
-def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    details = usage.get(key)
-    if details is None:
-        return {}
-    if not isinstance(details, Mapping):
-        raise InvalidUsage(f"{key}={details!r}")
-    return details
 
 
 def chat_usage(usage: Any) -> Usage | None:

@@ -163,9 +163,17 @@ class JSONTap(_Tap):
             problem=problem,
             model=data.get("model") if isinstance(data.get("model"), str) else None,
             response_id=data.get("id") if isinstance(data.get("id"), str) else None,
-            service_tier=data.get("service_tier") if isinstance(data.get("service_tier"), str) else None,
+            service_tier=_service_tier(data),
         )
         return b""
+
+
+def _service_tier(data: dict[str, Any]) -> str | None:
+    """At the top level (OpenAI) or inside ``usage`` (Anthropic)."""
+    tier = data.get("service_tier")
+    if tier is None and isinstance(data.get("usage"), dict):
+        tier = data["usage"].get("service_tier")
+    return tier if isinstance(tier, str) else None
 
 
 def _read_json_fields(body: bytes) -> dict[str, Any]:
@@ -197,7 +205,8 @@ class SSETap(_Tap):
     by event; otherwise the caller's bytes pass through untouched and events are read from a copy.
     """
 
-    __slots__ = ("_state", "_buffer", "_events", "_filtering", "_broken", "_terminal")
+    __slots__ = ("_state", "_buffer", "_events", "_chunks", "_filtering", "_broken", "_terminal", "_watched",
+                 "_content")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None, *, filtering: bool) -> None:
         super().__init__(inner, call, decoder)
@@ -206,9 +215,12 @@ class SSETap(_Tap):
         self._state = factory(call.injected_usage)
         self._buffer = b""
         self._events = 0
+        self._chunks = 0
         self._filtering = filtering
         self._broken = False
         self._terminal = call.endpoint.terminal_event
+        self._watched = call.endpoint.watched_events
+        self._content = call.endpoint.content_event
 
     def _feed(self, chunk: bytes) -> bytes:
         if self._broken:
@@ -244,19 +256,27 @@ class SSETap(_Tap):
     def _observe(self, raw: bytes) -> bool:
         """Fold one event in; True means hide it. Finishes the call when the terminal event passes."""
         self._events += 1
+        if self._content is not None and raw.startswith(self._content):
+            self._chunks += 1  # the bulk of a stream: never first, never usage, never the end
+            return False
         first = self._events == 1
         hide = False
-        if first or _USAGE.search(raw) is not None:
+        if first or _USAGE.search(raw) is not None or (self._watched and raw.startswith(self._watched)):
             name, data = _parse_event(raw)
             if data is not None:
                 hide = self._state.on_event(name, data, first=first)
         if self._state.done or (self._terminal is not None and raw.startswith(self._terminal)):
-            # Complete: the SDK stops reading here and closes, which must not count as abandonment.
-            if not self._ended:
-                self._ended = True
-                self._finalizer.detach()
-                self._finish_partial("ok", None)
+            self._complete()
         return hide
+
+    def _complete(self) -> None:
+        """The response is complete (or the provider ended it with an error event): the SDK stops reading
+        here and closes, which must not count as abandonment."""
+        if not self._ended:
+            self._ended = True
+            self._finalizer.detach()
+            error_type = getattr(self._state, "error_type", None)
+            self._finish_partial("error" if error_type else "ok", error_type)
 
     def _end(self) -> bytes:
         tail = b""
@@ -278,8 +298,9 @@ class SSETap(_Tap):
             model=state.model,
             response_id=state.response_id,
             service_tier=state.service_tier,
-            content_chunks=max(self._events - 1, 0),
+            content_chunks=self._chunks if self._content is not None else max(self._events - 1, 0),
             error_type=error_type,
+            partial=getattr(state, "partial", None),
         )
 
 
