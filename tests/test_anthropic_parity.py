@@ -122,3 +122,11 @@ def test_wrapped_copies_keep_their_class_and_meter(meter):
     c = meter.wrap(anthropic.Anthropic(api_key="sk-ant-test"))
     for copy in (c.copy(), c.with_options(timeout=3.0), c.with_middleware(lambda request, call_next: call_next(request))):
         assert type(copy) is anthropic.Anthropic and copy.__dict__["_metricaos_meter"] is meter
+
+
+def test_sdk_warnings_still_point_at_the_caller(meter, router):
+    FakeAnthropic().mount(router)
+    c = meter.wrap(anthropic.Anthropic(api_key="sk-ant-test"))
+    with pytest.warns(DeprecationWarning) as caught:
+        c.messages.create(model="claude-sonnet-4-5", max_tokens=1024, messages=MESSAGES)  # a deprecated model
+    assert caught[0].filename == __file__
