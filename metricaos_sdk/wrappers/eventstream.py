@@ -7,7 +7,7 @@ Bedrock frames each Anthropic stream event in a binary message (``application/vn
 whose payload is ``{"bytes": "<base64 of the event's JSON>"}``; a failure arrives as a frame whose
 ``:message-type`` header is ``exception``. The bytes pass through untouched — Bedrock bodies are never
 rewritten — and are read from a copy, frame by frame, with the same stream state as first-party SSE.
-Only the events that can carry usage or end the stream are parsed; content deltas are only counted.
+Only the events that can carry usage or end the stream are decoded; content deltas are only counted.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ __all__ = ["EventStreamTap"]
 log = logging.getLogger("metricaos_sdk")
 
 _PRELUDE = struct.Struct(">II")
-_CONTENT = b'{"type":"content_block_delta"'
 _BYTES_KEY = b'"bytes":"'
+# A content delta is recognised on its base64 form, without decoding it: 24 bytes encode to 32 characters.
+_CONTENT_B64 = base64.b64encode(b'{"type":"content_block_delta"'[:24])
+_EXCEPTION = b"\x07\x00\x09exception"  # the string header value of ``:message-type: exception``
 # Bytes taken by each header value type after its type byte (0 and 1 are booleans with no value);
 # None: a 2-byte length prefix follows.
 _HEADER_SIZES: dict[int, int | None] = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 6: None, 7: None, 8: 8, 9: 16}
@@ -63,19 +65,19 @@ class EventStreamTap(SSETap):
 
     def _frame(self, headers: bytes, payload: bytes) -> None:
         self._events += 1
-        first = self._events == 1
-        fields = _headers(headers)
-        if fields.get(":message-type") == "exception":
+        at = payload.find(_BYTES_KEY)
+        if at >= 0:
+            start = at + len(_BYTES_KEY)
+            if payload.startswith(_CONTENT_B64, start):
+                self._chunks += 1  # the bulk of a stream: counted, never decoded
+                return
+            data = json.loads(base64.b64decode(payload[start:payload.index(b'"', start)]))
+            if isinstance(data, dict):
+                self._state.on_event(data.get("type"), data, first=self._events == 1)
+        elif _EXCEPTION in headers:
+            fields = _headers(headers)
             error = {"type": "error", "error": {"type": fields.get(":exception-type", "exception")}}
-            self._state.on_event("error", error, first=first)
-        elif fields.get(":event-type") == "chunk":
-            event = _chunk_event(payload)
-            if event.startswith(_CONTENT):
-                self._chunks += 1
-            else:
-                data = json.loads(event)
-                if isinstance(data, dict):
-                    self._state.on_event(data.get("type"), data, first=first)
+            self._state.on_event("error", error, first=self._events == 1)
         if self._state.done:
             self._complete()
 
@@ -83,15 +85,6 @@ class EventStreamTap(SSETap):
         self._buffer = b""  # an incomplete frame at the end carries nothing we can read
         self._finish_partial("ok", None)
         return b""
-
-
-def _chunk_event(payload: bytes) -> bytes:
-    """The Anthropic event JSON inside a chunk frame's ``{"bytes": "<base64>"}`` payload."""
-    at = payload.find(_BYTES_KEY)
-    if at >= 0:
-        start = at + len(_BYTES_KEY)
-        return base64.b64decode(payload[start:payload.index(b'"', start)])
-    return base64.b64decode(json.loads(payload)["bytes"])
 
 
 def _headers(raw: bytes) -> dict[str, Any]:
