@@ -1,4 +1,4 @@
-"""Per-call overhead of metering: the bare openai client vs the wrapped one, same mocked transport, one run.
+"""Per-call overhead of metering: bare openai/anthropic clients vs wrapped ones, same mocked transport, one run.
 
     python benchmarks/overhead.py [--calls 2000] [--chunks 200]
 
@@ -16,11 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import anthropic
 import httpx2
 import openai
 
 from metricaos_sdk import Meter
-from metricaos_sdk.testing import chat_chunk, chat_completion, sse
+from metricaos_sdk.testing import anthropic_stream_events, chat_chunk, chat_completion, sse
 
 MODEL = "gpt-4.1-mini"
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
@@ -101,6 +102,32 @@ def stream_call(client: openai.OpenAI) -> None:
         pass
 
 
+ANTHROPIC_MODEL = "claude-sonnet-4-6"
+ANTHROPIC_USAGE = {"input_tokens": 42, "cache_read_input_tokens": 1024, "cache_creation_input_tokens": 0,
+                   "output_tokens": 300, "service_tier": "standard"}
+
+
+def make_anthropic_handler(chunks: int):
+    events = anthropic_stream_events(model=ANTHROPIC_MODEL, words=[f" w{i}" for i in range(chunks)],
+                                     usage=ANTHROPIC_USAGE)
+    data = sse(events, event_names=[e["type"] for e in events])
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, stream=_Events(data), headers={"content-type": "text/event-stream; charset=utf-8"})
+
+    return handler
+
+
+def anthropic_client_for(handler) -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key="sk-ant-bench", base_url="https://bench.invalid",
+                               http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+
+
+def anthropic_stream_call(client: anthropic.Anthropic) -> None:
+    for _ in client.messages.create(model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES, stream=True):
+        pass
+
+
 def compare(name: str, fn, bare, wrapped, calls: int, rounds: int = 20) -> dict:
     for _ in range(max(calls // 20, 5)):  # warm up both
         fn(bare)
@@ -130,11 +157,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         meter = Meter(Path(tmp) / "bench.db")
         bare, wrapped = client_for(handler), meter.wrap(client_for(handler))
+        a_handler = make_anthropic_handler(args.chunks)
+        a_bare, a_wrapped = anthropic_client_for(a_handler), meter.wrap(anthropic_client_for(a_handler))
         with meter.context(customer_id="cus_bench", feature="bench"):
             rows = [
                 compare("chat plain", plain_call, bare, wrapped, args.calls),
                 compare(f"chat stream {args.chunks} chunks", stream_call, bare, wrapped, max(args.calls // 10, 50)),
                 compare(f"responses stream {args.chunks} chunks", responses_stream_call, bare, wrapped,
+                        max(args.calls // 10, 50)),
+                compare(f"anthropic stream {args.chunks} deltas", anthropic_stream_call, a_bare, a_wrapped,
                         max(args.calls // 10, 50)),
             ]
         meter.close()

@@ -8,6 +8,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -45,6 +46,9 @@ __all__ = ["Meter"]
 log = logging.getLogger("metricaos_sdk")
 C = TypeVar("C")
 _warned_unpriced: set[tuple[str, str | None]] = set()
+# Bedrock bills the model id or inference profile that was invoked (``global.`` and regional profiles have
+# different prices), while its response names only Anthropic's model: price what was invoked.
+_PRICED_AS_INVOKED = frozenset({"bedrock"})
 
 
 class Meter:
@@ -107,7 +111,8 @@ class Meter:
     def wrap(self, client: C) -> C:
         """Meter ``client`` in place and return it (the same object: ``isinstance`` and types hold).
 
-        Supported: ``openai.OpenAI``, ``openai.AsyncOpenAI`` and their Azure variants. Copies made with
+        Supported: ``openai.OpenAI``, ``openai.AsyncOpenAI`` and their Azure variants; ``anthropic.Anthropic``,
+        ``anthropic.AsyncAnthropic`` and their Bedrock and Vertex variants. Copies made with
         ``client.with_options()`` / ``client.copy()`` are metered too.
         """
         kind = client_kind(client)
@@ -257,13 +262,13 @@ class Meter:
     def _finish_call(self, call: MeteredCall, *, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
                      content_chunks: int | None, error_type: str | None, duration_ms: float,
-                     output_estimate: tuple[int, str] | None = None) -> None:
+                     output_estimate: tuple[int, str] | None = None, partial: Usage | None = None) -> None:
         try:
             if call.streamed:
                 with self._lock:
                     self._open_calls.discard(call)
             event = self._build_event(call, status, usage, problem, model, response_id, service_tier,
-                                      content_chunks, error_type, duration_ms, output_estimate)
+                                      content_chunks, error_type, duration_ms, output_estimate, partial)
         except Exception:
             self._quotas.finish(call, None)  # the reservation is settled at its estimate, never left held
             self._fault("could not record a call")
@@ -274,7 +279,7 @@ class Meter:
     def _build_event(self, call: MeteredCall, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
                      content_chunks: int | None, error_type: str | None, duration_ms: float,
-                     output_estimate: tuple[int, str] | None = None) -> UsageEvent:
+                     output_estimate: tuple[int, str] | None = None, partial: Usage | None = None) -> UsageEvent:
         answered = call.http_status is not None and 200 <= call.http_status < 300
         if usage is not None:
             usage_status = "reported"
@@ -282,11 +287,15 @@ class Meter:
             usage_status, usage = "invalid", Usage()
         elif answered:
             # The provider answered but we have no usage: an abandoned or failed stream, or an unread body.
-            tokens, method = estimate_input_tokens(call.requested_model, call.body, self.config.tiktoken_cache_dir)
             # Output: counted over the text received where the endpoint can find it (OutputText), else one
             # token per streamed event.
             output, output_method = output_estimate or (content_chunks or 0, "output counted as one token per streamed event")
-            usage = Usage(input_tokens=tokens, output_tokens=output)
+            if partial is not None:  # the input side arrived (Anthropic's message_start): keep it
+                usage = replace(partial, output_tokens=max(partial.output_tokens, output))
+                method = "input as reported when the stream started"
+            else:
+                tokens, method = estimate_input_tokens(call.requested_model, call.body, self.config.tiktoken_cache_dir)
+                usage = Usage(input_tokens=tokens, output_tokens=output)
             usage_status = "estimated"
             problem = "; ".join(p for p in (problem, method, output_method) if p)
         else:
@@ -296,13 +305,15 @@ class Meter:
         model = model or call.requested_model
         # An estimate of nothing (a text-format transcription, a body without text) is no estimate: cost unknown.
         priced = usage_status == "reported" or (usage_status == "estimated" and usage.total_tokens > 0)
-        quote = self._quote(call, model, usage, service_tier) if priced else None
+        # Bedrock prices by the model id invoked (regional and global profiles differ); the answer names only the model.
+        priced_model = call.requested_model if call.provider in _PRICED_AS_INVOKED else model
+        quote = self._quote(call, priced_model, usage, service_tier) if priced else None
         if quote is not None and quote.cost_usd is None:
-            key = (call.provider, model)
+            key = (call.provider, priced_model)
             if key not in _warned_unpriced:
                 _warned_unpriced.add(key)
                 log.warning("metricaos_sdk: no price for %s model %r; its calls are recorded with cost_usd=None",
-                            call.provider, model)
+                            call.provider, priced_model)
         a = call.attribution
         return UsageEvent._trusted(dict(
             id=call.id, schema_version=1, timestamp=call.started_at, event_type=call.endpoint.event_type,

@@ -13,14 +13,18 @@ It is also what ``metricaos demo`` and ``benchmarks/`` run against.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import threading
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx2
 
-__all__ = ["SimulatedOpenAI", "chat_completion", "chat_chunk", "sse"]
+__all__ = ["SimulatedOpenAI", "anthropic_message", "anthropic_stream_events", "aws_event_stream", "chat_chunk",
+           "chat_completion", "sse"]
 
 BASE_URL = "https://simulated.metricaos.invalid/v1"
 
@@ -148,3 +152,67 @@ class SimulatedOpenAI:
             chunks.append(chat_chunk(model=model, delta=None, usage=usage, id=rid))
         return httpx2.Response(200, content=sse([*chunks, "[DONE]"]),
                                headers={**headers, "content-type": "text/event-stream; charset=utf-8"})
+
+
+# -- Anthropic -------------------------------------------------------------------------------------------------
+
+
+def anthropic_message(*, model: str, text: str, usage: Mapping[str, Any] | None, id: str = "msg_sim") -> dict[str, Any]:
+    """A Messages API ``message`` JSON body (also what Bedrock ``invoke`` and Vertex ``rawPredict`` return)."""
+    return {"id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": usage}
+
+
+_START_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation",
+                 "service_tier", "inference_geo")
+
+
+def anthropic_stream_events(*, model: str, words: Sequence[str], usage: Mapping[str, Any], id: str = "msg_sim",
+                            delta_usage: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The events of a streamed message, as the API sends them: ``message_start`` with the input-side fields
+    of ``usage`` (``output_tokens`` a placeholder of 1), a ping, one ``content_block_delta`` per word,
+    ``message_delta`` with ``delta_usage`` (default: the cumulative ``output_tokens`` only), ``message_stop``.
+    Send them with ``sse(events, event_names=[e["type"] for e in events])`` or :func:`aws_event_stream`."""
+    start = {k: v for k, v in usage.items() if k in _START_FIELDS} | {"output_tokens": 1}
+    message = {**anthropic_message(model=model, text="", usage=start, id=id), "content": [], "stop_reason": None}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}} for w in words]
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": dict(delta_usage) if delta_usage is not None else {"output_tokens": usage.get("output_tokens", 0)}},
+        {"type": "message_stop"},
+    ]
+    return events
+
+
+def aws_event_stream(events: Iterable[Mapping[str, Any]]) -> bytes:
+    """Bedrock ``invoke-with-response-stream`` bytes: one AWS event-stream ``chunk`` frame per event, with
+    valid CRCs (botocore checks them). A mapping with an ``"exception"`` key becomes an exception frame."""
+    out = []
+    for event in events:
+        if "exception" in event:
+            headers = _aws_headers({":message-type": "exception", ":exception-type": str(event["exception"]),
+                                    ":content-type": "application/json"})
+            payload = json.dumps({"message": event.get("message", "simulated failure")}).encode()
+        else:
+            headers = _aws_headers({":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"})
+            raw = json.dumps(event, separators=(",", ":")).encode()
+            payload = json.dumps({"bytes": base64.b64encode(raw).decode(), "p": "abcdefghij"}, separators=(",", ":")).encode()
+        prelude = struct.pack(">II", 16 + len(headers) + len(payload), len(headers))
+        frame = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+        out.append(frame + struct.pack(">I", zlib.crc32(frame)))
+    return b"".join(out)
+
+
+def _aws_headers(headers: Mapping[str, str]) -> bytes:
+    out = b""
+    for name, value in headers.items():
+        encoded = value.encode()
+        out += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(encoded)) + encoded
+    return out

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..usage import Usage
 
-__all__ = ["Endpoint", "InvalidUsage", "StreamState", "count"]
+__all__ = ["Endpoint", "InvalidUsage", "StreamState", "checked", "count", "details"]
 
 
 class InvalidUsage(ValueError):
@@ -26,6 +26,16 @@ def count(payload: Mapping[str, Any], key: str) -> int:
     if value is None:
         return 0
     if type(value) is not int or value < 0:
+        raise InvalidUsage(f"{key}={value!r}")
+    return value
+
+
+def details(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested usage object (``prompt_tokens_details``, ``cache_creation`` …): missing or null is ``{}``."""
+    value = payload.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
         raise InvalidUsage(f"{key}={value!r}")
     return value
 
@@ -52,6 +62,12 @@ class StreamState(Protocol):
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
         """Fold one parsed event in; return True to hide it from the caller (the injected usage chunk)."""
 
+    # A state may also have (the taps read them with getattr, so the OpenAI states need not):
+    #   error_type: str | None  — set with ``done`` when the provider ended the stream with an error event;
+    #                             the call then finishes as ``status="error"``.
+    #   partial: Usage | None   — counts that arrived before the final usage did (Anthropic's
+    #                             ``message_start``); a stream cut short keeps them and estimates only output.
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -71,3 +87,8 @@ class Endpoint:
     """Finds the JSON-escaped text a raw SSE event delivers (its group 1), without parsing the event: the
     output of a stream whose usage never arrives is then counted over that text (``OutputText``) rather
     than as one token per event."""
+    watched_events: tuple[bytes, ...] = ()
+    """Raw starts of events to parse besides the first and those carrying usage (``event: message_stop``)."""
+    content_event: bytes | None = None
+    """Raw start of the events that carry generated content, counted for output estimates; None: every
+    event after the first."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..usage import Usage
 from .base import Endpoint, InvalidUsage, checked, count
+from .base import details as _details
 
 __all__ = [
     "ENDPOINTS",
@@ -25,15 +26,6 @@ __all__ = [
     "responses_usage",
     "transcription_usage",
 ]
-
-
-def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    details = usage.get(key)
-    if details is None:
-        return {}
-    if not isinstance(details, Mapping):
-        raise InvalidUsage(f"{key}={details!r}")
-    return details
 
 
 def _mapping(usage: Any) -> Mapping[str, Any] | None:

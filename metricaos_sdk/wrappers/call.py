@@ -100,8 +100,12 @@ class MeteredCall:
         content_chunks: int | None = None,
         error_type: str | None = None,
         output_estimate: tuple[int, str] | None = None,
+        partial: Usage | None = None,
     ) -> None:
-        """Build and record the event; later calls do nothing. Never raises."""
+        """Build and record the event; later calls do nothing. Never raises.
+
+        ``partial``: counts that arrived although ``usage`` did not (a stream cut short after Anthropic's
+        ``message_start``): kept as they are, with only the output estimated."""
         with self._lock:
             if self._finished:
                 return
@@ -117,6 +121,7 @@ class MeteredCall:
             service_tier=service_tier,
             content_chunks=content_chunks,
             error_type=error_type,
+            partial=partial,
             duration_ms=duration_ms,
             output_estimate=output_estimate,
         )

@@ -40,7 +40,16 @@ def azure_deployment(client: Any, body: Mapping[str, Any] | None) -> str | None:
     return model if isinstance(model, str) else None
 
 
-SUPPORTED = "openai.OpenAI, openai.AsyncOpenAI, openai.AzureOpenAI, openai.AsyncAzureOpenAI"
+SUPPORTED = (
+    "openai.OpenAI, openai.AsyncOpenAI, openai.AzureOpenAI, openai.AsyncAzureOpenAI, "
+    "anthropic.Anthropic, anthropic.AsyncAnthropic, anthropic.AnthropicBedrock, anthropic.AsyncAnthropicBedrock, "
+    "anthropic.AnthropicVertex, anthropic.AsyncAnthropicVertex"
+)
+
+# Subclasses of anthropic.Anthropic that reach another platform (other URLs, auth and prices): not metered
+# as first-party Anthropic until each has its own provider name and test.
+_OTHER_PLATFORMS = ("AnthropicFoundry", "AsyncAnthropicFoundry", "AnthropicAWS", "AsyncAnthropicAWS",
+                    "AnthropicGoogleCloud", "AsyncAnthropicGoogleCloud")
 
 
 def client_kind(client: Any) -> ClientKind | None:
@@ -56,4 +65,30 @@ def client_kind(client: Any) -> ClientKind | None:
         if isinstance(client, (openai.AzureOpenAI, openai.AsyncAzureOpenAI)):
             return ClientKind("azure_openai", ENDPOINTS, is_async, azure_deployment)
         return ClientKind("openai", ENDPOINTS, is_async)
-    return None
+    return _anthropic_kind(client)
+
+
+def _anthropic_kind(client: Any) -> ClientKind | None:
+    try:
+        import anthropic
+    except ImportError:  # the optional extra is not installed: nothing of anthropic's can be passed in
+        return None
+    from anthropic import _base_client
+
+    if not isinstance(client, _base_client.BaseClient):
+        return None
+    # AnthropicBedrock and AnthropicVertex do not subclass Anthropic; they share the Messages resource, and
+    # the hook sees the first-party path before they rewrite it.
+    if isinstance(client, (anthropic.AnthropicBedrock, anthropic.AsyncAnthropicBedrock)):
+        provider = "bedrock"
+    elif isinstance(client, (anthropic.AnthropicVertex, anthropic.AsyncAnthropicVertex)):
+        provider = "vertex"
+    elif isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic)) and not isinstance(
+        client, tuple(getattr(anthropic, name) for name in _OTHER_PLATFORMS if hasattr(anthropic, name))
+    ):
+        provider = "anthropic"
+    else:
+        return None
+    from ..providers.anthropic import ENDPOINTS
+
+    return ClientKind(provider, ENDPOINTS, isinstance(client, _base_client.AsyncAPIClient))

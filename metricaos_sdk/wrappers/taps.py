@@ -170,9 +170,17 @@ class JSONTap(_Tap):
             problem=problem,
             model=data.get("model") if isinstance(data.get("model"), str) else None,
             response_id=data.get("id") if isinstance(data.get("id"), str) else None,
-            service_tier=data.get("service_tier") if isinstance(data.get("service_tier"), str) else None,
+            service_tier=_service_tier(data),
         )
         return b""
+
+
+def _service_tier(data: dict[str, Any]) -> str | None:
+    """At the top level (OpenAI) or inside ``usage`` (Anthropic)."""
+    tier = data.get("service_tier")
+    if tier is None and isinstance(data.get("usage"), dict):
+        tier = data["usage"].get("service_tier")
+    return tier if isinstance(tier, str) else None
 
 
 def _read_json_fields(body: bytes) -> dict[str, Any]:
@@ -206,7 +214,8 @@ class SSETap(_Tap):
     by event; otherwise the caller's bytes pass through untouched and events are read from a copy.
     """
 
-    __slots__ = ("_broken", "_buffer", "_events", "_filtering", "_state", "_terminal", "_text")
+    __slots__ = ("_broken", "_buffer", "_chunks", "_content", "_events", "_filtering", "_state", "_terminal",
+                 "_text", "_watched")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None, *, filtering: bool) -> None:
         super().__init__(inner, call, decoder)
@@ -215,6 +224,7 @@ class SSETap(_Tap):
         self._state = factory(call.injected_usage)
         self._buffer = b""
         self._events = 0
+        self._chunks = 0
         self._filtering = filtering
         self._broken = False
         self._terminal = call.endpoint.terminal_event
@@ -222,6 +232,8 @@ class SSETap(_Tap):
         pattern = call.endpoint.text_pattern
         self._text = None if pattern is None else \
             OutputText(pattern, call.requested_model, call.meter.config.tiktoken_cache_dir)
+        self._watched = call.endpoint.watched_events
+        self._content = call.endpoint.content_event
 
     def _feed(self, chunk: bytes) -> bytes:
         if self._broken:
@@ -259,20 +271,30 @@ class SSETap(_Tap):
     def _observe(self, raw: bytes) -> bool:
         """Fold one event in; True means hide it. Finishes the call when the terminal event passes."""
         self._events += 1
+        if self._content is not None and raw.startswith(self._content):
+            self._chunks += 1  # the bulk of a stream: never first, never usage, never the end
+            if self._text is not None:
+                self._text.feed(raw)
+            return False
         first = self._events == 1
         hide = False
         if self._text is not None:
             self._text.feed(raw)
-        if first or _USAGE.search(raw) is not None:
+        if first or _USAGE.search(raw) is not None or (self._watched and raw.startswith(self._watched)):
             name, data = _parse_event(raw)
             if data is not None:
                 hide = self._state.on_event(name, data, first=first)
-        terminal = self._state.done or (self._terminal is not None and raw.startswith(self._terminal))
-        if terminal and not self._ended:
-            # Complete: the SDK stops reading here and closes, which must not count as abandonment.
-            self._disarm()
-            self._finish_partial("ok", None)
+        if self._state.done or (self._terminal is not None and raw.startswith(self._terminal)):
+            self._complete()
         return hide
+
+    def _complete(self) -> None:
+        """The response is complete (or the provider ended it with an error event): the SDK stops reading
+        here and closes, which must not count as abandonment."""
+        if not self._ended:
+            self._disarm()
+            error_type = getattr(self._state, "error_type", None)
+            self._finish_partial("error" if error_type else "ok", error_type)
 
     def _end(self) -> bytes:
         tail = b""
@@ -298,8 +320,9 @@ class SSETap(_Tap):
             model=state.model,
             response_id=state.response_id,
             service_tier=state.service_tier,
-            content_chunks=max(self._events - 1, 0),
+            content_chunks=self._chunks if self._content is not None else max(self._events - 1, 0),
             error_type=error_type,
+            partial=getattr(state, "partial", None),
         )
 
 

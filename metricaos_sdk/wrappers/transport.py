@@ -15,11 +15,13 @@ import httpx2
 
 from .call import MeteredCall, current_call
 from .decoding import make_decoder
+from .eventstream import EventStreamTap
 from .taps import JSONTap, SSETap
 
 __all__ = ["AsyncMeteringTransport", "MeteringTransport", "install_transport"]
 
 log = logging.getLogger("metricaos_sdk")
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
 
 
 def _tap_response(call: MeteredCall, response: httpx2.Response) -> httpx2.Response:
@@ -41,7 +43,9 @@ def _tap_response(call: MeteredCall, response: httpx2.Response) -> httpx2.Respon
         if preloaded is not None:
             decoder = None  # httpx2 stores the decoded body
         tap: JSONTap | SSETap
-        if content_type.startswith("text/event-stream") and call.endpoint.stream_state is not None:
+        if content_type.startswith(_EVENTSTREAM) and call.endpoint.stream_state is not None:
+            tap = EventStreamTap(response.stream, call)  # Bedrock: binary frames, never rewritten
+        elif content_type.startswith("text/event-stream") and call.endpoint.stream_state is not None:
             filtering = call.injected_usage
             if filtering and decoder is not None:
                 # The injected usage event must be cut from the bytes, which cannot be done inside a
