@@ -334,6 +334,7 @@ class Meter:
             service_tier=service_tier, billable=billable, status=status, error_type=error_type,
             http_status=call.http_status, streamed=call.streamed, duration_ms=round(duration_ms, 3),
             attempts=call.attempts, request_id=response_id, sdk_version=__version__,
+            credits=None, credit_rule=None, overage=None, overage_cost_usd=None,  # set by the quota engine
         ))
 
     def _quote(self, call: MeteredCall, model: str | None, usage: Usage, service_tier: str | None) -> Any:

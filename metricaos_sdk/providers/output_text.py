@@ -1,12 +1,11 @@
 """Output estimate of a stream whose usage never arrived: tiktoken over the text the caller received.
 
 A stream abandoned (or failed) before its usage event still generated and billed every token it delivered.
-:class:`OutputText` counts them with running state only: the tap hands it each raw SSE event, an endpoint's
-``text_pattern`` finds the JSON-escaped text fragments in it without parsing the event (under 1 µs an
-event, against 3–5 µs for ``json.loads``), and fragments are appended to one buffer until
-:data:`PENDING_LIMIT` bytes, then tokenized, added to a running count and dropped. Memory is bounded whatever
-the length of the stream, and a stream that reports its usage (the usual case) never pays for a tokenizer
-unless it is long.
+:class:`OutputText` counts them with bounded state: the tap hands it each raw SSE event, which is only kept
+(a list append) until :data:`RAW_LIMIT` bytes are held; then, or when an estimate is asked for, an
+endpoint's ``text_pattern`` finds the JSON-escaped text fragments without parsing the events, the text is
+tokenized, added to a running count and dropped. Memory is bounded whatever the length of the stream, and a
+stream that reports its usage (the usual case) pays ~0.1 µs an event and never a tokenizer unless it is long.
 
 Counting in slices may split a word at a slice boundary: at most one extra token per 8 kB of text.
 Hidden reasoning tokens are never streamed, so a reasoning model abandoned mid-thought is under-counted.
@@ -20,7 +19,10 @@ from typing import Any
 
 from .estimate import _encoding_name, _load
 
-__all__ = ["PENDING_LIMIT", "OutputText"]
+__all__ = ["PENDING_LIMIT", "RAW_LIMIT", "OutputText"]
+
+RAW_LIMIT = 256 * 1024
+"""Raw event bytes kept before their text is extracted and counted."""
 
 PENDING_LIMIT = 8 * 1024
 """Escaped text bytes kept before they are tokenized and dropped. Streams shorter than this (~2,000 tokens)
@@ -30,25 +32,35 @@ never reach the tokenizer unless their usage is missing; the bound also caps the
 class OutputText:
     """Running count of the text a stream delivered; ``estimate()`` gives ``(tokens, method)``."""
 
-    __slots__ = ("_cache_dir", "_chars", "_findall", "_model", "_pending", "_tokens")
+    __slots__ = ("_cache_dir", "_chars", "_findall", "_kept", "_model", "_pending", "_raw", "_tokens")
 
     def __init__(self, pattern: re.Pattern[bytes], model: str | None, cache_dir: str) -> None:
         self._findall = pattern.findall
         self._model = model
         self._cache_dir = cache_dir
         self._pending = bytearray()  # one buffer: no object kept per fragment
+        self._raw: list[bytes] = []
+        self._kept = 0
         self._tokens = 0
         self._chars = 0
 
     def feed(self, raw: bytes) -> None:
-        """Take the text fragments of one raw SSE event (called for every event: keep it cheap)."""
-        found = self._findall(raw)
-        if found:
-            pending = self._pending
-            for piece in found:
+        """Keep one raw SSE event (called for every event: a list append until RAW_LIMIT bytes are held)."""
+        self._raw.append(raw)
+        self._kept += len(raw)
+        if self._kept > RAW_LIMIT:
+            self._extract()
+
+    def _extract(self) -> None:
+        """Move the text fragments of the kept events into the pending buffer, tokenizing as it fills."""
+        raws, self._raw, self._kept = self._raw, [], 0
+        pending = self._pending
+        for raw in raws:
+            for piece in self._findall(raw):
                 pending += piece
             if len(pending) > PENDING_LIMIT:
                 self._flush()
+                pending = self._pending
 
     def _flush(self) -> None:
         escaped = bytes(self._pending)
@@ -68,6 +80,8 @@ class OutputText:
 
     def estimate(self) -> tuple[int, str]:
         """Output tokens of everything fed so far, and how they were counted."""
+        if self._raw:
+            self._extract()
         if self._pending:
             self._flush()
         name = _encoding_name(self._model)

@@ -253,11 +253,15 @@ class SSETap(_Tap):
                 for raw in events:
                     self._observe(raw)
                 return chunk
+            hidden = [self._observe(raw) for raw in events]
+            if not self._buffer and seps is None and not any(hidden):
+                # The usual chunk: whole events, none hidden. include_usage also adds "usage":null to every
+                # chunk: cut it in one pass, so the caller's chunks (to_dict(), model_fields_set,
+                # iter_lines()) are the bare client's.
+                return buffer.replace(_NULL_USAGE, b"")
             out = []
             for i, raw in enumerate(events):
-                if not self._observe(raw):
-                    # include_usage also adds "usage":null to every chunk: cut it, so the caller's chunks
-                    # (to_dict(), model_fields_set, iter_lines()) are the bare client's.
+                if not hidden[i]:
                     out.append(raw.replace(_NULL_USAGE, b""))
                     out.append(seps[i] if seps is not None else b"\n\n")
             return b"".join(out)
@@ -280,7 +284,8 @@ class SSETap(_Tap):
         hide = False
         if self._text is not None:
             self._text.feed(raw)
-        if first or _USAGE.search(raw) is not None or (self._watched and raw.startswith(self._watched)):
+        if first or (b'"usage"' in raw and _may_carry_usage(raw)) or (
+                self._watched and raw.startswith(self._watched)):
             name, data = _parse_event(raw)
             if data is not None:
                 hide = self._state.on_event(name, data, first=first)
@@ -324,6 +329,16 @@ class SSETap(_Tap):
             error_type=error_type,
             partial=getattr(state, "partial", None),
         )
+
+
+def _may_carry_usage(raw: bytes) -> bool:
+    """Whether an event holding ``"usage"`` may hold a usage object: cheap substring tests first, since a
+    stream that asked for usage carries ``"usage":null`` in every chunk."""
+    if b'"usage":{' in raw:
+        return True
+    if raw.count(b'"usage"') == 1 and b'"usage":null' in raw:
+        return False
+    return _USAGE.search(raw) is not None
 
 
 def _parse_event(raw: bytes) -> tuple[str | None, Any]:
