@@ -11,10 +11,10 @@ This module is the public API; everything else is internal and may change.
 from ._version import __version__
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
-from .errors import ConfigurationError, MetricaOSError, QuotaExceeded, QuotaUnavailable, RateLimited
+from .errors import ConfigurationError, MetricaOSError, QuotaExceeded, QuotaUnavailable, RateLimited, UnpricedModel
 from .events import UsageEvent
 from .meter import Meter
-from .pricing import PriceQuote, RateTable
+from .pricing import PriceQuote, RateFileError, RateTable
 from .quota import (
     CreditRule,
     Grant,
@@ -52,6 +52,7 @@ __all__ = [
     "QuotaExceeded",
     "QuotaStore",
     "QuotaUnavailable",
+    "RateFileError",
     "RateLimit",
     "RateLimited",
     "RateTable",
@@ -60,6 +61,7 @@ __all__ = [
     "SQLiteSink",
     "Sink",
     "Totals",
+    "UnpricedModel",
     "Usage",
     "UsageEvent",
     "UsageSummary",

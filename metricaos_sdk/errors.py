@@ -8,6 +8,7 @@ for, or bad input at a boundary::
      ├── QuotaExceeded          a hard limit is reached; raised before any request is sent
      │    └── RateLimited       a rate limit, or a plan that throttles: retry after ``retry_after`` seconds
      ├── QuotaUnavailable       the quota store is down and the meter is set to fail closed
+     ├── UnpricedModel          the model has no price and the meter is set to refuse such calls
      └── ConfigurationError     bad input at a boundary (constructor, rate file, CLI args)
 
 Provider exceptions (``openai.APIError``, ``anthropic.APIError`` …) pass through the wrapper untouched.
@@ -19,7 +20,7 @@ import math
 from datetime import datetime
 from decimal import Decimal
 
-__all__ = ["ConfigurationError", "MetricaOSError", "QuotaExceeded", "QuotaUnavailable", "RateLimited"]
+__all__ = ["ConfigurationError", "MetricaOSError", "QuotaExceeded", "QuotaUnavailable", "RateLimited", "UnpricedModel"]
 
 
 class MetricaOSError(Exception):
@@ -28,6 +29,19 @@ class MetricaOSError(Exception):
 
 class ConfigurationError(MetricaOSError, ValueError):
     """Bad input at a boundary: the message says what is wrong and how to fix it."""
+
+
+class UnpricedModel(MetricaOSError):
+    """The rate table has no price for the model and the meter was built with ``unpriced="refuse"``;
+    the request was not sent."""
+
+    def __init__(self, provider: str, model: str | None) -> None:
+        self.provider = provider
+        self.model = model
+        super().__init__(
+            f"No price is known for {provider} model {model!r}, and this meter refuses unpriced calls: add the "
+            f"model to your rates (Meter(rates=...)) or build the meter with unpriced='count'."
+        )
 
 
 class QuotaUnavailable(MetricaOSError):

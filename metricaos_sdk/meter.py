@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ._version import __version__
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
-from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable
+from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
 from .events import UsageEvent
 from .pricing import RateTable
 from .providers.estimate import estimate_input_tokens
@@ -69,9 +69,15 @@ class Meter:
         sink: Sink | None = None,
         quota_store: QuotaStore | None = None,
         rates: Any = None,
+        unpriced: str = "count",
         environment: str | None = None,
         config: MeterConfig | None = None,
     ) -> None:
+        if unpriced not in ("count", "refuse"):
+            raise ConfigurationError(
+                f"unpriced={unpriced!r} is not a policy: use 'count' (record tokens, cost None) or 'refuse' (raise "
+                "UnpricedModel before sending); to charge a fallback rate, pass rates=RateTable.bundled().with_fallback(...)."
+            )
         if database is not None and sink is not None:
             raise ConfigurationError("Pass either a database path or sink=, not both: the path configures the default SQLite sink.")
         self.config = config or MeterConfig.from_env(
@@ -88,6 +94,11 @@ class Meter:
             quota_store = _default_quota_store(self.config, sink)
         self.quota_store: QuotaStore = quota_store
         self.rates: RateTable = RateTable.coerce(rates)
+        self.unpriced = unpriced
+        """What a call to a model without a price does: ``count`` it (tokens recorded, ``cost_usd=None``) or
+        ``refuse`` it (:class:`UnpricedModel`, nothing sent). A fallback rate (``RateTable.with_fallback``)
+        prices such calls instead (``price_status="fallback"``)."""
+        self._priceable_cache: dict[tuple[str, str | None, str | None], bool] = {}
         self.credits = CreditRules()
         """Credit rules by feature: ``meter.credits.set("summarize_document", per_call=50)``."""
         self._quotas = QuotaEngine(quota_store, config=self.config, rates=self.rates, credits=self.credits,
@@ -220,6 +231,8 @@ class Meter:
             call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution, deployment=deployment)
             if deployment is not None:
                 call.requested_model = deployment  # Azure: what the request was routed to; the event's model is the answer's
+            if self.unpriced == "refuse" and not self._priceable(call):
+                raise UnpricedModel(call.provider, call.requested_model)
             if attribution.customer_id is not None:
                 self._quotas.begin(call)  # reserve; raises QuotaExceeded / RateLimited / QuotaUnavailable only
             if body is not None and endpoint.injects_stream_usage and call.streamed and "stream_options" not in body \
@@ -231,13 +244,22 @@ class Meter:
                 with self._lock:
                     self._open_calls.add(call)
             return call, options
-        except (QuotaExceeded, QuotaUnavailable):
+        except (QuotaExceeded, QuotaUnavailable, UnpricedModel):
             raise  # the decisions the caller asked for: nothing is sent
         except Exception:
             if call is not None:
                 self._quotas.abandon(call)
             self._fault("could not start metering a call; it runs unmetered")
             return None
+
+    def _priceable(self, call: MeteredCall) -> bool:
+        """Whether the rate table can price the requested model (or a fallback rate covers it); cached."""
+        key = (call.provider, call.requested_model, call.deployment)
+        known = self._priceable_cache.get(key)
+        if known is None:
+            quote = self._quote(call, call.requested_model, Usage(), None)
+            known = self._priceable_cache[key] = quote.price_status != "unpriced"
+        return known
 
     def _usage_request_refused(self, call: MeteredCall, exc: BaseException, client: Any) -> bool:
         """Whether ``exc`` is a server refusing the ``stream_options`` we added; if so, its base URL is

@@ -111,23 +111,32 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class ChatStreamState:
-    """Chat/completions stream: id and model from the first chunk, usage from the chunk that carries it.
+class _StreamTotals:
+    """The running totals every stream state keeps (see ``providers.base.StreamState``)."""
 
-    Azure's first chunk is a content-filter report with ``"id": ""`` and ``"model": ""``: empty values are
-    skipped and taken from the usage chunk instead.
-    """
-
-    __slots__ = ("injected", "usage", "problem", "model", "response_id", "service_tier", "done")
+    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done")
 
     def __init__(self, injected: bool) -> None:
-        self.injected = injected
         self.done = False
         self.usage: Usage | None = None
         self.problem: str | None = None
         self.model: str | None = None
         self.response_id: str | None = None
         self.service_tier: str | None = None
+
+
+class ChatStreamState(_StreamTotals):
+    """Chat/completions stream: id and model from the first chunk, usage from the chunk that carries it.
+
+    Azure's first chunk is a content-filter report with ``"id": ""`` and ``"model": ""``: empty values are
+    skipped and taken from the usage chunk instead.
+    """
+
+    __slots__ = ("injected",)
+
+    def __init__(self, injected: bool) -> None:
+        super().__init__(injected)
+        self.injected = injected
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
         self.model = self.model or _text(data.get("model"))
@@ -145,19 +154,11 @@ class ChatStreamState:
         return self.injected and data.get("choices") == []
 
 
-class ResponsesStreamState:
+class ResponsesStreamState(_StreamTotals):
     """Responses stream: everything arrives on the terminal ``response.*`` event (the response object)."""
 
-    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done")
+    __slots__ = ()
     _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-    def __init__(self, injected: bool) -> None:
-        self.done = False
-        self.usage: Usage | None = None
-        self.problem: str | None = None
-        self.model: str | None = None
-        self.response_id: str | None = None
-        self.service_tier: str | None = None
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
         response = data.get("response")
@@ -176,21 +177,13 @@ class ResponsesStreamState:
         return False
 
 
-class EventUsageStreamState:
+class EventUsageStreamState(_StreamTotals):
     """Image and transcription streams: usage on the terminal event itself (``image_generation.completed``,
     ``image_edit.completed``, ``transcript.text.done``). They carry no model or id."""
 
-    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done")
+    __slots__ = ()
     _TERMINAL = frozenset({"image_generation.completed", "image_edit.completed", "transcript.text.done"})
     _READERS: dict[str, Callable[[Any], Usage | None]] = {"transcript.text.done": transcription_usage}
-
-    def __init__(self, injected: bool) -> None:
-        self.done = False
-        self.usage: Usage | None = None
-        self.problem: str | None = None
-        self.model: str | None = None
-        self.response_id: str | None = None
-        self.service_tier: str | None = None
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
         kind = data.get("type")

@@ -11,14 +11,31 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from .migrations import migrations
 
-__all__ = ["Database"]
+__all__ = ["Database", "immediate_transaction"]
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection, lock: Any) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on ``conn`` while holding ``lock``; rolled back on any error.
+
+    IMMEDIATE takes SQLite's write lock at the start, so two processes never both read and then both write.
+    """
+    with lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 class Database:
@@ -62,18 +79,9 @@ class Database:
         """The same connection as a ``sqlite_utils.Database`` (for reports and the CLI)."""
         return sqlite_utils.Database(self.connection())
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` under the process lock; rolled back on error."""
-        conn = self.connection()
-        with self.lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        return immediate_transaction(self.connection(), self.lock)
 
     def close(self) -> None:
         with self.lock:

@@ -14,9 +14,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
-from ...storage.database import Database
+from ...storage.database import Database, immediate_transaction
 from ..reservations import Bucket, Demand, Reserved, Settled, plan_reservation, plan_settlement
 
 __all__ = ["SQLiteQuotaStore"]
@@ -51,15 +51,8 @@ class SQLiteQuotaStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._connection(), nullcontext()) as conn:
+            yield conn
 
     def _queries(self, n: int) -> tuple[str, str]:
         sql = self._sql.get(n)
