@@ -44,7 +44,21 @@ def test_writes_are_idempotent_on_event_id(db_path):
     sink.write([event, event])
     assert len(list(sink.events())) == 1
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT requests, tokens FROM usage_daily").fetchall() == [(1, 15)]
+    assert conn.execute("SELECT count(*), sum(total_tokens) FROM events").fetchone() == (1, 15)
+
+
+def test_json_batch_insert_keeps_every_column_exact(db_path):
+    # Rows travel as JSON through SQLite's json_each: types and exact money must come out as they went in.
+    sink = SQLiteSink(db_path)
+    event = make_event(tags={"k": "v", "unicode": "é✓"}, duration_ms=12.345, http_status=None, billable=False,
+                       cost_usd=Decimal("0.000000000123456789"))
+    sink.write([event])
+    [back] = list(sink.events())
+    assert back == event
+    conn = sqlite3.connect(db_path)
+    types = conn.execute("SELECT typeof(cost_usd), typeof(input_tokens), typeof(duration_ms), typeof(billable), "
+                         "typeof(http_status) FROM events").fetchone()
+    assert types == ("text", "integer", "real", "integer", "null")
 
 
 def test_wal_mode_and_migrations_recorded(db_path):
@@ -92,5 +106,4 @@ def test_event_of_a_returned_call_survives_kill_9(tmp_path):
     [event] = SQLiteSink(db_path).events()
     assert event.customer_id == "cus_crash" and event.status == "ok" and event.total_tokens > 0
     assert list((tmp_path / "crash.db-metricaos-journal").glob("*.jsonl")) == []
-    [day] = sqlite3.connect(db_path).execute("SELECT requests, tokens FROM usage_daily").fetchall()
-    assert day == (1, event.total_tokens)
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM events").fetchone() == (1,)

@@ -19,7 +19,6 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 try:
     import fcntl
@@ -42,12 +41,13 @@ class Segment:
         self.lines = 0
         self.last_seq = 0  # the writer's sequence number of the last row appended here
 
-    def append(self, rows: Sequence[Sequence[Any]]) -> None:
-        data = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
+    def append(self, lines: Sequence[str]) -> None:
+        """Append JSON lines (one event row each, without the newline) in one ``write(2)``."""
+        data = ("\n".join(lines) + "\n").encode()
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
-        self.lines += len(rows)
+        self.lines += len(lines)
 
     def discard(self) -> None:
         """Delete the file (its rows are committed), then release the lock."""
@@ -72,7 +72,7 @@ class Journal:
         self.current: Segment | None = None
         self.retired: list[Segment] = []
 
-    def append(self, rows: Sequence[Sequence[Any]], last_seq: int) -> None:
+    def append(self, rows: Sequence[str], last_seq: int) -> None:
         if self.current is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.current = Segment(self.directory / f"{self.pid}-{self._tag}-{next(self._numbers)}.jsonl")
@@ -93,8 +93,8 @@ class Journal:
         return done
 
 
-def recover_segments(directory: Path) -> Iterator[list[list[Any]]]:
-    """Rows of segments left by dead processes, one list per segment; each file is deleted after the
+def recover_segments(directory: Path) -> Iterator[list[str]]:
+    """JSON lines of segments left by dead processes, one list per segment; each file is deleted after the
     caller has consumed its rows (i.e. when the generator resumes)."""
     if not directory.is_dir():
         return
@@ -116,7 +116,8 @@ def recover_segments(directory: Path) -> Iterator[list[list[Any]]]:
             rows = []
             for line in data.splitlines():
                 try:
-                    rows.append(json.loads(line))
+                    json.loads(line)  # only whole lines: a torn last one belongs to a call that never returned
+                    rows.append(line.decode())
                 except ValueError:
                     log.warning("metricaos_sdk: skipped a torn journal line in %s (a call that never returned)", path.name)
             yield rows

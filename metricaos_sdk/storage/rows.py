@@ -9,7 +9,7 @@ from typing import Any
 
 from ..events import UsageEvent
 
-__all__ = ["EVENT_COLUMNS", "event_to_row", "ledger_entry", "row_to_event"]
+__all__ = ["EVENT_COLUMNS", "event_to_line", "event_to_row", "row_to_event"]
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(UsageEvent.model_fields)
 _BOOLS = {"billable", "streamed"}
@@ -47,19 +47,6 @@ def row_to_event(row: dict[str, Any]) -> UsageEvent:
     return UsageEvent.model_validate(data)
 
 
-_I_CUSTOMER = EVENT_COLUMNS.index("customer_id")
-_I_TIME = EVENT_COLUMNS.index("timestamp")
-_I_BILLABLE = EVENT_COLUMNS.index("billable")
-_I_TOKENS = EVENT_COLUMNS.index("total_tokens")
-_I_COST = EVENT_COLUMNS.index("cost_usd")
-
-
-def ledger_entry(row: tuple[Any, ...] | list[Any]) -> tuple[str, str, int, Decimal] | None:
-    """``(customer_id, utc_day, tokens, cost)`` of a billable row with a customer, else None.
-
-    Timestamps are stored in UTC (``event_to_row`` of an aware UTC datetime), so the day is the prefix.
-    """
-    if not row[_I_BILLABLE] or row[_I_CUSTOMER] is None:
-        return None
-    cost = row[_I_COST]
-    return row[_I_CUSTOMER], row[_I_TIME][:10], row[_I_TOKENS], Decimal(cost) if cost is not None else Decimal(0)
+def event_to_line(event: UsageEvent) -> str:
+    """The event's row as one compact JSON array: a journal line, and what the SQLite sink inserts from."""
+    return json.dumps(event_to_row(event), separators=(",", ":"))
