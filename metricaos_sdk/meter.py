@@ -8,18 +8,16 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from ._version import __version__
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
 from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
+from .event_builder import build_event, quote_call
 from .events import UsageEvent
 from .pricing import RateTable
-from .providers.estimate import estimate_input_tokens
 from .providers.openai import rejects_stream_options
 from .quota import (
     CreditRules,
@@ -45,10 +43,6 @@ __all__ = ["Meter"]
 
 log = logging.getLogger("metricaos_sdk")
 C = TypeVar("C")
-_warned_unpriced: set[tuple[str, str | None]] = set()
-# Bedrock bills the model id or inference profile that was invoked (``global.`` and regional profiles have
-# different prices), while its response names only Anthropic's model: price what was invoked.
-_PRICED_AS_INVOKED = frozenset({"bedrock"})
 
 
 class Meter:
@@ -257,7 +251,7 @@ class Meter:
         key = (call.provider, call.requested_model, call.deployment)
         known = self._priceable_cache.get(key)
         if known is None:
-            quote = self._quote(call, call.requested_model, Usage(), None)
+            quote = quote_call(self, call, call.requested_model, Usage(), None)
             known = self._priceable_cache[key] = quote.price_status != "unpriced"
         return known
 
@@ -289,7 +283,7 @@ class Meter:
             if call.streamed:
                 with self._lock:
                     self._open_calls.discard(call)
-            event = self._build_event(call, status, usage, problem, model, response_id, service_tier,
+            event = build_event(self, call, status, usage, problem, model, response_id, service_tier,
                                       content_chunks, error_type, duration_ms, output_estimate, partial)
         except Exception:
             self._quotas.finish(call, None)  # the reservation is settled at its estimate, never left held
@@ -297,83 +291,6 @@ class Meter:
             return
         # Settle the reservation (or release it: not billable) and add credits/overage; never raises.
         self._record(self._quotas.finish(call, event))  # type: ignore[arg-type]
-
-    def _build_event(self, call: MeteredCall, status: str, usage: Usage | None, problem: str | None,
-                     model: str | None, response_id: str | None, service_tier: str | None,
-                     content_chunks: int | None, error_type: str | None, duration_ms: float,
-                     output_estimate: tuple[int, str] | None = None, partial: Usage | None = None) -> UsageEvent:
-        answered = call.http_status is not None and 200 <= call.http_status < 300
-        if usage is not None:
-            usage_status = "reported"
-        elif problem is not None and answered and status == "ok" and not problem.startswith("the response body"):
-            usage_status, usage = "invalid", Usage()
-        elif answered:
-            # The provider answered but we have no usage: an abandoned or failed stream, or an unread body.
-            # Output: counted over the text received where the endpoint can find it (OutputText), else one
-            # token per streamed event.
-            output, output_method = output_estimate or (content_chunks or 0, "output counted as one token per streamed event")
-            if partial is not None:  # the input side arrived (Anthropic's message_start): keep it
-                usage = replace(partial, output_tokens=max(partial.output_tokens, output))
-                method = "input as reported when the stream started"
-            else:
-                tokens, method = estimate_input_tokens(call.requested_model, call.body, self.config.tiktoken_cache_dir)
-                usage = Usage(input_tokens=tokens, output_tokens=output)
-            usage_status = "estimated"
-            problem = "; ".join(p for p in (problem, method, output_method) if p)
-        else:
-            usage_status, usage = "none", Usage()
-        billable = answered and (status == "ok" or usage.total_tokens > 0) \
-            and self._quotas.counts(call.attribution.environment)  # test/internal/demo: recorded, not billed
-        model = model or call.requested_model
-        # An estimate of nothing (a text-format transcription, a body without text) is no estimate: cost unknown.
-        priced = usage_status == "reported" or (usage_status == "estimated" and usage.total_tokens > 0)
-        # Bedrock prices by the model id invoked (regional and global profiles differ); the answer names only the model.
-        priced_model = call.requested_model if call.provider in _PRICED_AS_INVOKED else model
-        quote = self._quote(call, priced_model, usage, service_tier) if priced else None
-        if quote is not None and quote.cost_usd is None:
-            key = (call.provider, priced_model)
-            if key not in _warned_unpriced:
-                _warned_unpriced.add(key)
-                log.warning("metricaos_sdk: no price for %s model %r; its calls are recorded with cost_usd=None",
-                            call.provider, priced_model)
-        a = call.attribution
-        return UsageEvent._trusted(dict(
-            id=call.id, schema_version=1, timestamp=call.started_at, event_type=call.endpoint.event_type,
-            customer_id=a.customer_id, user_id=a.user_id, workspace_id=a.workspace_id, feature=a.feature,
-            environment=a.environment, tags=dict(a.tags),
-            provider=call.provider, model=model, requested_model=call.requested_model, endpoint=call.path,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens, cache_write_tokens=usage.cache_write_tokens,
-            cache_write_5m_tokens=usage.cache_write_5m_tokens, cache_write_1h_tokens=usage.cache_write_1h_tokens,
-            reasoning_tokens=usage.reasoning_tokens, total_tokens=usage.total_tokens,
-            web_search_requests=usage.web_search_requests, usage_status=usage_status, usage_problem=problem,
-            # An error the provider does not bill costs 0; impossible usage has an unknown cost.
-            cost_usd=quote.cost_usd if quote else (Decimal(0) if usage_status == "none" else None),
-            price_status=quote.price_status if quote else ("not_billed" if usage_status == "none" else "unpriced"),
-            price_id=quote.price_id if quote else None,
-            price_table_version=quote.table_version if quote else None,
-            price_effective_from=quote.effective_from if quote else None,
-            service_tier=service_tier, billable=billable, status=status, error_type=error_type,
-            http_status=call.http_status, streamed=call.streamed, duration_ms=round(duration_ms, 3),
-            attempts=call.attempts, request_id=response_id, sdk_version=__version__,
-            credits=None, credit_rule=None, overage=None, overage_cost_usd=None,  # set by the quota engine
-        ))
-
-    def _quote(self, call: MeteredCall, model: str | None, usage: Usage, service_tier: str | None) -> Any:
-        price = self.rates.price
-        deployment = call.deployment
-        if deployment is None:
-            return price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier)
-        # Azure: a deployment in the user's map prices as the model it maps to; otherwise the model the answer
-        # names, and failing that the deployment name itself (deployments are often named after their model).
-        if deployment.strip().lower() in getattr(self.rates, "_deployments_lower", ()):
-            return price(call.provider, deployment, usage, at=call.started_at, service_tier=service_tier)
-        quote = price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier)
-        if quote.price_status in ("unpriced", "fallback") and model != deployment:
-            named = price(call.provider, deployment, usage, at=call.started_at, service_tier=service_tier)
-            if named.price_status not in ("unpriced", "fallback"):
-                return named
-        return quote
 
     def _record(self, event: UsageEvent) -> None:
         try:
