@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_8_processes_share_one_redis_allowance(db_path, redis_url):  # noqa: F81
     from metricaos_sdk import Meter, MeterConfig
     from metricaos_sdk.quota.backends import RedisQuotaStore
 
-    prefix = f"test-procs-{db_path.parent.name}:"
+    prefix = f"test-procs-{uuid.uuid4().hex}:"  # unique per run: a reused redis-server keeps old keys
     meter = Meter(config=MeterConfig(database=str(db_path)), quota_store=RedisQuotaStore.from_url(redis_url, prefix=prefix))
     meter.plans.define("shared", credits=500)
     meter.customers.assign("cus_shared", "shared")
