@@ -15,6 +15,15 @@ __all__ = ["LimitStatus", "Totals", "UsageSummary", "summarize"]
 Number = int | Decimal
 
 
+
+def usd(amount: Decimal) -> str:
+    """An exact amount for display: no exponent, no trailing zeros (``$0.0016987``)."""
+    return "$" + (format(amount.normalize(), "f") if amount else "0")
+
+
+def _calls(n: int) -> str:
+    return f"{n} call" if n == 1 else f"{n} calls"
+
 class Totals(BaseModel):
     """Billable usage of a group of calls."""
 
@@ -138,11 +147,11 @@ class UsageSummary(BaseModel):
                          f"resets {lim.resets_at:%Y-%m-%d %H:%M} UTC")
         t = self.totals
         credits = f", {t.credits} credits" if t.credits else ""
-        lines.append(f"  {t.requests} calls, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), "
-                     f"${t.cost_usd}{credits}")
+        lines.append(f"  {_calls(t.requests)}, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), "
+                     f"{usd(t.cost_usd)}{credits}")
         for title, groups in (("feature", self.by_feature), ("model", self.by_model)):
             for name, g in groups.items():
-                lines.append(f"  by {title} {name}: {g.requests} calls, {g.total_tokens} tokens, ${g.cost_usd}")
+                lines.append(f"  by {title} {name}: {_calls(g.requests)}, {g.total_tokens} tokens, {usd(g.cost_usd)}")
         return "\n".join(lines)
 
 
