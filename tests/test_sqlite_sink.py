@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -107,3 +108,14 @@ def test_event_of_a_returned_call_survives_kill_9(tmp_path):
     assert event.customer_id == "cus_crash" and event.status == "ok" and event.total_tokens > 0
     assert list((tmp_path / "crash.db-metricaos-journal").glob("*.jsonl")) == []
     assert sqlite3.connect(db_path).execute("SELECT count(*) FROM events").fetchone() == (1,)
+
+
+def test_journal_lines_of_either_form_load(db_path):
+    # Lines written before tags were left as a JSON object (tags as text) still replay.
+    from metricaos_sdk.storage.rows import EVENT_COLUMNS, event_to_line, event_to_row, line_to_row
+
+    event = make_event(tags={"b": "2", "a": "1"})
+    new_form = line_to_row(event_to_line(event))
+    old_form = line_to_row(json.dumps(list(event_to_row(event))))
+    assert new_form == old_form == list(event_to_row(event))
+    assert new_form[EVENT_COLUMNS.index("tags")] == '{"a": "1", "b": "2"}'

@@ -9,7 +9,6 @@ appended to the journal and queued for the writer, which parses and inserts a ba
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 from ..events import UsageEvent
 from ..storage.database import Database
 from ..storage.journal import Journal, recover_segments
-from ..storage.rows import EVENT_COLUMNS, event_to_line, row_to_event
+from ..storage.rows import EVENT_COLUMNS, event_to_line, line_to_row, row_to_event
 
 __all__ = ["SQLiteSink"]
 
@@ -167,7 +166,7 @@ class SQLiteSink:
         """One transaction: insert the batch, ignoring ids already present (a replayed journal never counts
         twice). The lines are parsed here, in C; unpacking them in SQL (``json_each``) re-parses each row
         once per column and costs twice as much."""
-        rows = [json.loads(line) for line in lines]
+        rows = [line_to_row(line) for line in lines]
         with self.database.transaction() as conn:
             conn.executemany(_INSERT, rows)
 
