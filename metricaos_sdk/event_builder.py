@@ -96,7 +96,7 @@ def quote_call(meter: Meter, call: MeteredCall, model: str | None, usage: Usage,
         return price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier)
     # Azure: a deployment in the user's map prices as the model it maps to; otherwise the model the answer
     # names, and failing that the deployment name itself (deployments are often named after their model).
-    if deployment.strip().lower() in getattr(meter.rates, "_deployments_lower", ()):
+    if meter.rates.maps_deployment(deployment):
         return price(call.provider, deployment, usage, at=call.started_at, service_tier=service_tier)
     quote = price(call.provider, model or "", usage, at=call.started_at, service_tier=service_tier)
     if quote.price_status in ("unpriced", "fallback") and model != deployment:

@@ -59,6 +59,12 @@ class Usage:
 
     def problems(self) -> list[str]:
         """What makes this usage impossible (negative counts, subsets larger than their bucket); ``[]`` if sound."""
+        if (self.cached_input_tokens + self.cache_write_tokens <= self.input_tokens
+                and self.reasoning_tokens <= self.output_tokens
+                and self.cache_write_5m_tokens + self.cache_write_1h_tokens <= self.cache_write_tokens
+                and min(self.cached_input_tokens, self.cache_write_5m_tokens, self.cache_write_1h_tokens,
+                        self.reasoning_tokens, self.web_search_requests) >= 0):
+            return []  # the usual case, checked once per call: no field walk
         found = [f"{f.name} is negative" for f in fields(self) if getattr(self, f.name) < 0]
         if self.cached_input_tokens + self.cache_write_tokens > self.input_tokens:
             found.append("cached_input_tokens + cache_write_tokens exceeds input_tokens")

@@ -153,6 +153,10 @@ class RateTable:
             spec = None
         return RateTable(self._data, self._overrides, spec, self._deployments)
 
+    def maps_deployment(self, name: str) -> bool:
+        """Whether ``name`` is an Azure deployment in this table's deployment map (any case)."""
+        return name.strip().lower() in self._deployments_lower
+
     def with_deployments(self, mapping: Mapping[str, str]) -> RateTable:
         """Azure OpenAI deployment name -> model name (``{"prod-chat": "gpt-4.1-mini"}``), added to existing ones."""
         return RateTable(self._data, self._overrides, self._fallback_spec, {**self._deployments, **mapping})
