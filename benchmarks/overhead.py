@@ -15,13 +15,16 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anthropic
 import httpx2
 import openai
 
 from metricaos_sdk import Meter
 from metricaos_sdk.testing import anthropic_stream_events, chat_chunk, chat_completion, sse
+
+if TYPE_CHECKING:
+    import anthropic
 
 MODEL = "gpt-4.1-mini"
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
@@ -119,6 +122,8 @@ def make_anthropic_handler(chunks: int):
 
 
 def anthropic_client_for(handler) -> anthropic.Anthropic:
+    import anthropic  # imported here: benchmarks/instructions.py imports this module and needs only openai
+
     return anthropic.Anthropic(api_key="sk-ant-bench", base_url="https://bench.invalid",
                                http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
 

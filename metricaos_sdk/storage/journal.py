@@ -1,21 +1,28 @@
-"""An append-only journal that makes an event durable in one ``write(2)``, before SQLite has it.
+"""An append-only journal that makes an event durable before SQLite has it, without a system call.
 
-Committing each event to SQLite costs ~60 µs; appending a line to a file costs a few. So the caller's
-thread appends each event here (durable against a killed process as soon as ``write`` returns: the bytes
-are in the OS page cache) and a writer thread moves them into SQLite in batches. A segment is deleted only
-after its rows are committed; a process that dies leaves its segments behind, and the next process to open
-the database replays them (``INSERT OR IGNORE`` on the event id makes replay idempotent).
+Committing each event to SQLite costs ~60 µs; copying a line into a shared memory map costs about one. So
+the caller's thread appends each event to a journal segment (a file mapped with ``MAP_SHARED``: the bytes
+are in the OS page cache as soon as they are copied, durable against a killed process) and a writer thread
+moves them into SQLite in batches. A ``write(2)`` would do the same but releases the GIL, handing it to the
+writer thread mid-call; the memory copy keeps the caller's thread running.
+
+A segment is a fixed-size, zero-filled file, its blocks allocated up front: its lines end at the first NUL byte, which
+JSON text never contains. A segment is deleted only after its rows are committed; a process that dies
+leaves its segments behind, and the next process to open the database replays them (``INSERT OR IGNORE``
+on the event id makes replay idempotent).
 
 Ownership is an exclusive ``flock`` held on every segment until it is deleted: a segment whose lock can be
-taken belongs to a dead process. A torn last line (killed mid-write) belongs to a call that never returned
+taken belongs to a dead process. A torn last line (killed mid-copy) belongs to a call that never returned
 and is skipped.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,23 +38,39 @@ log = logging.getLogger("metricaos_sdk")
 
 
 class Segment:
-    """One journal file, locked by its writer for as long as it exists."""
+    """One journal file, memory-mapped and locked by its writer for as long as it exists."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, size: int) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        if fcntl is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.lines = 0
+        self.size = size
+        self.offset = 0
         self.last_seq = 0  # the writer's sequence number of the last row appended here
+        self.map: mmap.mmap | None = None
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _allocate(self.fd, size)
+        except BaseException:
+            os.close(self.fd)
+            path.unlink(missing_ok=True)
+            raise
+        try:
+            self.map = mmap.mmap(self.fd, size)
+        except (OSError, ValueError):  # a file system that cannot map files: one write(2) per append
+            log.info("metricaos_sdk: cannot memory-map %s; the journal falls back to write(2)", path)
 
-    def append(self, lines: Sequence[str]) -> None:
-        """Append JSON lines (one event row each, without the newline) in one ``write(2)``."""
-        data = ("\n".join(lines) + "\n").encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
-        self.lines += len(lines)
+    def room(self) -> int:
+        return self.size - self.offset
+
+    def append(self, data: bytes) -> None:
+        """Copy whole lines (each ending in a newline) in; the caller checked :meth:`room`."""
+        end = self.offset + len(data)
+        if self.map is not None:
+            self.map[self.offset:end] = data
+        else:
+            _write_at(self.fd, data, self.offset)
+        self.offset = end
 
     def discard(self) -> None:
         """Delete the file (its rows are committed), then release the lock."""
@@ -55,14 +78,38 @@ class Segment:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        if self.map is not None:
+            self.map.close()
         os.close(self.fd)
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Reserve the segment's blocks now. A sparse file would do until the disk fills: then a write into its
+    mapping gets SIGBUS and kills the process, where this raises OSError (a logged metering fault)."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+    zeros = bytes(min(size, 1 << 20))  # no fallocate (macOS, Windows, some file systems): write the zeros
+    for at in range(0, size, len(zeros)):
+        _write_at(fd, zeros[: size - at], at)
+
+
+def _write_at(fd: int, data: bytes, at: int) -> None:
+    view = memoryview(data)
+    os.lseek(fd, at, os.SEEK_SET)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class Journal:
     """The per-process journal of one database: appends go to the current segment; a full segment is
     retired, and deleted once every row in it is committed."""
 
-    ROTATE_LINES = 10_000
+    SEGMENT_BYTES = 4 * 1024 * 1024  # ~10,000 events
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -73,14 +120,17 @@ class Journal:
         self.retired: list[Segment] = []
 
     def append(self, rows: Sequence[str], last_seq: int) -> None:
-        if self.current is None:
+        """Make JSON lines (one event row each, without the newline) durable."""
+        data = ("\n".join(rows) + "\n").encode()
+        current = self.current
+        if current is None or current.room() < len(data):
+            if current is not None:
+                self.retired.append(current)
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.current = Segment(self.directory / f"{self.pid}-{self._tag}-{next(self._numbers)}.jsonl")
-        self.current.append(rows)
-        self.current.last_seq = last_seq
-        if self.current.lines >= self.ROTATE_LINES:
-            self.retired.append(self.current)
-            self.current = None
+            path = self.directory / f"{self.pid}-{self._tag}-{next(self._numbers)}.jsonl"
+            current = self.current = Segment(path, max(self.SEGMENT_BYTES, len(data)))
+        current.append(data)
+        current.last_seq = last_seq
 
     def committed(self, seq: int, *, final: bool = False) -> list[Segment]:
         """Detach the segments whose rows are all committed up to ``seq`` (``final``: the current one too);
@@ -113,6 +163,7 @@ def recover_segments(directory: Path) -> Iterator[list[str]]:
                 continue
             with open(fd, "rb", closefd=False) as f:
                 data = f.read()
+            data = data.split(b"\0", 1)[0]  # the zero-filled rest of the segment
             rows = []
             for line in data.splitlines():
                 try:

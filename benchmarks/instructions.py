@@ -1,0 +1,96 @@
+"""Instructions per call, bare vs wrapped, counted by valgrind's callgrind: repeatable where wall time is not.
+
+    python benchmarks/instructions.py [--calls 100] [--stream] [--sink sqlite|null]
+
+Wall-clock figures on a shared 2-core VM swing by ±10–50 % between runs; callgrind counts the instructions
+the process executes (every thread: the SQLite writer's work included), the same for the same code and
+inputs. Each client runs twice, with ``warm`` and ``warm + calls`` calls, and the difference is divided by
+``calls`` so start-up and warm-up cancel out; the four runs go two at a time (a few minutes in all).
+``--sink null`` meters into a sink that drops events: the wrapper's own cost, without recording.
+Needs ``valgrind`` (Debian: ``apt-get install valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = """
+import sys, tempfile
+sys.path.insert(0, {here!r})
+from pathlib import Path
+from overhead import client_for, make_handler, plain_call, stream_call
+from metricaos_sdk import Meter
+mode, n, stream, sink = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+call = stream_call if stream else plain_call
+handler = make_handler(200)
+meter = None
+if mode == "bare":
+    client = client_for(handler)
+else:
+    if sink == "null":
+        class NullSink:
+            def write(self, events): pass
+            def flush(self): pass
+            def close(self): pass
+        meter = Meter(sink=NullSink())
+    else:
+        meter = Meter(Path(tempfile.mkdtemp()) / "instructions.db")
+    client = meter.wrap(client_for(handler))
+context = meter.context(customer_id="cus_bench", feature="bench") if meter else None
+if context is not None:
+    context.__enter__()
+for _ in range(n):
+    call(client)
+if meter is not None:
+    meter.close()
+"""
+
+
+def count(mode: str, n: int, stream: bool, sink: str) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "child.py"
+        script.write_text(CHILD.format(here=str(HERE)))
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable, str(script),
+             mode, str(n), "1" if stream else "0", sink],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+    match = re.search(r"Collected : (\d+)", out.stderr)
+    if match is None:
+        raise SystemExit(f"callgrind printed no total:\n{out.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--stream", action="store_true", help="a 200-chunk chat stream instead of a plain call")
+    parser.add_argument("--sink", choices=("sqlite", "null"), default="sqlite")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: apt-get install valgrind")
+    runs = [(mode, n) for mode in ("bare", "wrapped") for n in (args.warm, args.warm + args.calls)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        totals = dict(zip(runs, pool.map(lambda run: count(run[0], run[1], args.stream, args.sink), runs), strict=True))
+    per_call = {mode: (totals[mode, args.warm + args.calls] - totals[mode, args.warm]) / args.calls
+                for mode in ("bare", "wrapped")}
+    bare, wrapped = per_call["bare"], per_call["wrapped"]
+    kind = "chat stream 200 chunks" if args.stream else "chat plain"
+    kind += "" if args.sink == "sqlite" else f" ({args.sink} sink)"
+    print(f"{kind}: bare {bare:,.0f} instructions/call, wrapped {wrapped:,.0f}, "
+          f"overhead {wrapped - bare:,.0f} ({(wrapped - bare) / bare * 100:+.1f} %)")
+
+
+if __name__ == "__main__":
+    main()
