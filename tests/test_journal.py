@@ -15,8 +15,8 @@ from metricaos_sdk.storage import journal as journal_module
 from metricaos_sdk.storage.journal import Journal, recover_segments
 
 
-def lines(*numbers: int) -> list[str]:
-    return [json.dumps(["event", n]) for n in numbers]
+def lines(*numbers: int) -> list[bytes]:
+    return [json.dumps(["event", n]).encode() for n in numbers]
 
 
 def die(journal: Journal) -> None:
@@ -27,7 +27,7 @@ def die(journal: Journal) -> None:
         os.close(segment.fd)
 
 
-def recovered(directory: Path) -> list[list[str]]:
+def recovered(directory: Path) -> list[list[bytes]]:
     return [rows for rows in recover_segments(directory)]
 
 
@@ -55,14 +55,14 @@ def test_segment_is_preallocated_and_lines_end_at_the_first_zero_byte(tmp_path):
     data = path.read_bytes()  # another reader sees the bytes at once: they are in the page cache
     assert len(data) == Journal.SEGMENT_BYTES
     assert os.stat(path).st_blocks * 512 >= Journal.SEGMENT_BYTES  # reserved, not sparse (see _allocate)
-    assert data.split(b"\0", 1)[0] == (lines(1)[0] + "\n").encode()
+    assert data.split(b"\0", 1)[0] == lines(1)[0] + b"\n"
 
 
 def test_a_torn_last_line_is_skipped(tmp_path, caplog):
     journal = Journal(tmp_path / "j")
     journal.append(lines(1), last_seq=1)
     segment = journal.current
-    torn = (lines(2)[0] + "\n").encode()[:7]  # killed mid-copy: a prefix, then zeros
+    torn = (lines(2)[0] + b"\n")[:7]  # killed mid-copy: a prefix, then zeros
     segment.map[segment.offset:segment.offset + len(torn)] = torn
     die(journal)
     assert recovered(tmp_path / "j") == [lines(1)]

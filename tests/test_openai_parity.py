@@ -80,6 +80,8 @@ async def helper_events(manager, final):
 SCENARIOS: dict[str, tuple[dict[str, Any], Any]] = {
     "chat": ({}, lambda c: settle(chat(c))),
     "chat-stream": ({}, lambda c: settle(chat(c, stream=True))),
+    # One event per network read, as servers send them: the tap's per-event path, not its splitting one.
+    "chat-stream-event-by-event": ({"chunked": True}, lambda c: settle(chat(c, stream=True))),
     "chat-stream-caller-asked-usage": ({}, lambda c: settle(chat(c, stream=True, stream_options={"include_usage": True}))),
     "chat-stream-caller-refused-usage": ({}, lambda c: settle(chat(c, stream=True, stream_options={"include_usage": False}))),
     "chat-parse": ({"words": ['{"eta":', '"today"}']}, lambda c: settle(c.chat.completions.parse(
@@ -108,6 +110,11 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Any]] = {
     "streaming-response-lines": ({}, lambda c: within(
         c.chat.completions.with_streaming_response.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True),
         lambda r: r.iter_lines())),
+    "streaming-response-lines-event-by-event": ({"chunked": True}, lambda c: within(
+        c.chat.completions.with_streaming_response.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True),
+        lambda r: r.iter_lines())),
+    "responses-stream-event-by-event": ({"usage": RESPONSES_USAGE, "chunked": True}, lambda c: settle(
+        c.responses.create(model="gpt-5-mini", input="Hi", stream=True))),
     "bad-request": ({"statuses": [400]}, lambda c: settle(chat(c))),
     "retried-then-ok": ({"statuses": [500, 503]}, lambda c: settle(chat(c))),
     "retries-exhausted": ({"statuses": [503, 503, 503]}, lambda c: settle(chat(c, stream=True))),
@@ -121,7 +128,8 @@ def make(aio: bool) -> Any:
 
 
 def fake_for(settings: dict[str, Any], router: Any) -> FakeOpenAI:
-    fake = FakeOpenAI(**{k: v for k, v in settings.items() if k != "statuses"})
+    fake = FakeOpenAI(**{k: v for k, v in settings.items() if k not in ("statuses", "chunked")})
+    fake.chunked = settings.get("chunked", False)
     fake.mount_all(router)
     return fake
 
@@ -136,7 +144,10 @@ def test_the_caller_sees_exactly_what_the_bare_client_shows(meter, router, name,
     fake.statuses = list(settings.get("statuses", []))
     wrapped = asyncio.run(caught(scenario, meter.wrap(make(aio))))
     assert wrapped == bare
-    assert len(meter.events()) == 1  # and the wrapped one was metered, once
+    events = meter.events()
+    assert len(events) == 1  # and the wrapped one was metered, once
+    if settings.get("chunked"):
+        assert events[0].usage_status == "reported" and events[0].output_tokens > 0
 
 
 @pytest.mark.parametrize("aio", [False, True], ids=["sync", "async"])

@@ -11,7 +11,9 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from metricaos_sdk import SQLiteSink, UsageEvent
@@ -119,3 +121,38 @@ def test_journal_lines_of_either_form_load(db_path):
     old_form = line_to_row(json.dumps(list(event_to_row(event))))
     assert new_form == old_form == list(event_to_row(event))
     assert new_form[EVENT_COLUMNS.index("tags")] == '{"a": "1", "b": "2"}'
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_records_its_own_events_and_leaves_the_parents_alone(db_path):
+    sink = SQLiteSink(db_path)
+    sink.write([make_event(customer_id="parent-1")])
+    pid = os.fork()
+    if pid == 0:  # the child: its own queue, journal and writer; the parent's first event is not its to commit
+        code = 1
+        try:
+            sink.write([make_event(customer_id="child")])
+            sink.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.write([make_event(customer_id="parent-2")])
+    assert sorted(e.customer_id for e in sink.events()) == ["child", "parent-1", "parent-2"]
+    sink.close()
+    assert list(Path(f"{db_path}-metricaos-journal").glob("*.jsonl")) == []
+
+
+@pytest.mark.parametrize("cost", ["0", "1.234E-7", "0.00065280000", "123456789.123456789"])
+def test_text_and_money_round_trip_exactly_through_the_journal_line(db_path, cost):
+    # The line is UTF-8 JSON from pydantic-core: non-ASCII and line-separator characters stay one line,
+    # Decimals keep their exact text (exponent and trailing zeros included).
+    sink = SQLiteSink(db_path)
+    event = make_event(feature="résumé\u2028line", tags={"équipe": "a\nb", "z": "\r"}, cost_usd=Decimal(cost),
+                       credits=Decimal("12.50"), timestamp=datetime(2026, 11, 27, 5, 0, tzinfo=timezone.utc))
+    sink.write([event])
+    [back] = list(sink.events())
+    assert back == event and str(back.cost_usd) == cost and str(back.credits) == "12.50"
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT timestamp, cost_usd FROM events").fetchone() == ("2026-11-27T05:00:00+00:00", cost)

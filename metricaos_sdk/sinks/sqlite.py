@@ -9,6 +9,7 @@ appended to the journal and queued for the writer, which parses and inserts a ba
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -42,17 +43,20 @@ class SQLiteSink:
         self.batch_delay = batch_delay
         # Not "<db>-journal": that name is SQLite's own rollback journal.
         self.journal_dir = Path(f"{self.database.path}-metricaos-journal")
-        self._cond = threading.Condition()
         self._reset_process_state()
         for rows in recover_segments(self.journal_dir):  # events of processes that died before committing
             self._commit(rows)
             log.info("metricaos_sdk: recovered %d events from a journal left by a stopped process", len(rows))
         atexit.register(_stop_at_exit, weakref.ref(self))
+        if hasattr(os, "register_at_fork"):  # the parent's queue, writer and locks stay the parent's
+            os.register_at_fork(after_in_child=functools.partial(_reset_in_child, weakref.ref(self)))
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._writer_waiting = False  # the writer sleeps on _cond: a write must wake it
         self._journal = Journal(self.journal_dir)
-        self._queue: list[str] = []  # JSON lines, journaled, not yet committed
+        self._queue: list[bytes] = []  # JSON lines, journaled, not yet committed
         self._written = 0
         self._committed = 0
         self._urgent = False
@@ -63,15 +67,14 @@ class SQLiteSink:
     def write(self, events: Sequence[UsageEvent]) -> None:
         lines = [event_to_line(e) for e in events]
         with self._cond:
-            if self._pid != os.getpid():  # forked: the parent's queue and writer are the parent's
-                self._reset_process_state()
             self._written += len(lines)
             self._journal.append(lines, self._written)
             self._queue.extend(lines)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="metricaos-sqlite-writer", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            elif self._writer_waiting:
+                self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every event written so far is committed (or ``timeout`` seconds pass)."""
@@ -128,7 +131,9 @@ class SQLiteSink:
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
+                    self._writer_waiting = True
                     self._cond.wait()
+                    self._writer_waiting = False
                 if not self._queue:  # stopping, everything committed: a clean stop leaves no journal
                     done = self._journal.committed(self._committed, final=True)
                     break
@@ -162,10 +167,10 @@ class SQLiteSink:
         for segment in done:
             segment.discard()
 
-    def _commit(self, lines: Sequence[str]) -> None:
+    def _commit(self, lines: Sequence[bytes]) -> None:
         """One transaction: insert the batch, ignoring ids already present (a replayed journal never counts
-        twice). The lines are parsed here, in C; unpacking them in SQL (``json_each``) re-parses each row
-        once per column and costs twice as much."""
+        twice). The lines are parsed here, by pydantic-core; unpacking them in SQL (``json_each``) re-parses
+        each row once per column and costs twice as much."""
         rows = [line_to_row(line) for line in lines]
         with self.database.transaction() as conn:
             conn.executemany(_INSERT, rows)
@@ -181,6 +186,12 @@ class SQLiteSink:
         with self._cond:
             self._thread = None
             self._stopping = False
+
+
+def _reset_in_child(ref: weakref.ref[SQLiteSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        sink._reset_process_state()
 
 
 def _stop_at_exit(ref: weakref.ref[SQLiteSink]) -> None:

@@ -119,9 +119,9 @@ class Journal:
         self.current: Segment | None = None
         self.retired: list[Segment] = []
 
-    def append(self, rows: Sequence[str], last_seq: int) -> None:
-        """Make JSON lines (one event row each, without the newline) durable."""
-        data = ("\n".join(rows) + "\n").encode()
+    def append(self, rows: Sequence[bytes], last_seq: int) -> None:
+        """Make JSON lines (one event row each, UTF-8, without the newline) durable."""
+        data = b"\n".join(rows) + b"\n"
         current = self.current
         if current is None or current.room() < len(data):
             if current is not None:
@@ -143,7 +143,7 @@ class Journal:
         return done
 
 
-def recover_segments(directory: Path) -> Iterator[list[str]]:
+def recover_segments(directory: Path) -> Iterator[list[bytes]]:
     """JSON lines of segments left by dead processes, one list per segment; each file is deleted after the
     caller has consumed its rows (i.e. when the generator resumes)."""
     if not directory.is_dir():
@@ -168,7 +168,7 @@ def recover_segments(directory: Path) -> Iterator[list[str]]:
             for line in data.splitlines():
                 try:
                     json.loads(line)  # only whole lines: a torn last one belongs to a call that never returned
-                    rows.append(line.decode())
+                    rows.append(line)
                 except ValueError:
                     log.warning("metricaos_sdk: skipped a torn journal line in %s (a call that never returned)", path.name)
             yield rows

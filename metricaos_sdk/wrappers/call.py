@@ -10,7 +10,6 @@ is observed for usage (the SDK never retries after one); earlier failed attempts
 from __future__ import annotations
 
 import contextvars
-import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -34,7 +33,7 @@ class MeteredCall:
 
     __slots__ = (
         "_finished",
-        "_lock",
+        "_once",
         "_t0",
         "attempts",
         "attribution",
@@ -82,7 +81,7 @@ class MeteredCall:
         self.deployment = deployment
         self.tapped = False
         self._finished = False
-        self._lock = threading.Lock()
+        self._once = [True]  # popped by the one finish() that wins: list.pop is atomic, no lock to allocate
 
     @property
     def finished(self) -> bool:
@@ -106,10 +105,11 @@ class MeteredCall:
 
         ``partial``: counts that arrived although ``usage`` did not (a stream cut short after Anthropic's
         ``message_start``): kept as they are, with only the output estimated."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
+        try:
+            self._once.pop()
+        except IndexError:
+            return
+        self._finished = True
         duration_ms = (time.perf_counter() - self._t0) * 1000.0
         self.meter._finish_call(
             self,

@@ -31,17 +31,19 @@ def _tap_response(call: MeteredCall, response: httpx2.Response) -> httpx2.Respon
         call.http_status = response.status_code
         if not 200 <= response.status_code < 300 or call.finished:
             return response  # the SDK will retry or raise; the hook records the outcome
-        content_type = response.headers.get("content-type", "")
-        try:
-            decoder = make_decoder(response.headers.get("content-encoding"))
-        except LookupError:
-            log.warning("metricaos_sdk: cannot decode %s responses; usage will be estimated",
-                        response.headers.get("content-encoding"))
-            return response
-        # A response built with its body already read (mock transports) is observed at once.
+        headers = response.headers
+        content_type = headers.get("content-type", "")
+        # A response built with its body already read (mock transports) is observed at once, from the
+        # decoded body httpx2 stores; otherwise the tap decodes a copy of what passes.
         preloaded = response.__dict__.get("_content")
-        if preloaded is not None:
-            decoder = None  # httpx2 stores the decoded body
+        decoder = None
+        if preloaded is None:
+            encoding = headers.get("content-encoding")
+            try:
+                decoder = make_decoder(encoding)
+            except LookupError:
+                log.warning("metricaos_sdk: cannot decode %s responses; usage will be estimated", encoding)
+                return response
         tap: JSONTap | SSETap
         if content_type.startswith(_EVENTSTREAM) and call.endpoint.stream_state is not None:
             tap = EventStreamTap(response.stream, call)  # Bedrock: binary frames, never rewritten
