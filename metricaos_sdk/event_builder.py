@@ -67,27 +67,32 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
             log.warning("metricaos_sdk: no price for %s model %r; its calls are recorded with cost_usd=None",
                         call.provider, priced_model)
     a = call.attribution
-    return UsageEvent._trusted(dict(
-        id=call.id, schema_version=1, timestamp=call.started_at, event_type=call.endpoint.event_type,
-        customer_id=a.customer_id, user_id=a.user_id, workspace_id=a.workspace_id, feature=a.feature,
-        environment=a.environment, tags=dict(a.tags),
-        provider=call.provider, model=model, requested_model=call.requested_model, endpoint=call.path,
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens, cache_write_tokens=usage.cache_write_tokens,
-        cache_write_5m_tokens=usage.cache_write_5m_tokens, cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        reasoning_tokens=usage.reasoning_tokens, total_tokens=usage.total_tokens,
-        web_search_requests=usage.web_search_requests, usage_status=usage_status, usage_problem=problem,
-        # An error the provider does not bill costs 0; impossible usage has an unknown cost.
-        cost_usd=quote.cost_usd if quote else (Decimal(0) if usage_status == "none" else None),
-        price_status=quote.price_status if quote else ("not_billed" if usage_status == "none" else "unpriced"),
-        price_id=quote.price_id if quote else None,
-        price_table_version=quote.table_version if quote else None,
-        price_effective_from=quote.effective_from if quote else None,
-        service_tier=service_tier, billable=billable, status=status, error_type=error_type,
-        http_status=call.http_status, streamed=call.streamed, duration_ms=round(duration_ms, 3),
-        attempts=call.attempts, request_id=response_id, sdk_version=__version__,
-        credits=None, credit_rule=None, overage=None, overage_cost_usd=None,  # set by the quota engine
-    ))
+    if quote is not None:
+        cost, price_status, price_id = quote.cost_usd, quote.price_status, quote.price_id
+        table_version, effective_from = quote.table_version, quote.effective_from
+    else:  # an error the provider does not bill costs 0; impossible usage has an unknown cost
+        cost, price_status = (Decimal(0), "not_billed") if usage_status == "none" else (None, "unpriced")
+        price_id = table_version = effective_from = None
+    # A dict display, in field order: one bytecode builds it (dict(**kwargs) would build it twice).
+    return UsageEvent._trusted({
+        "id": call.id, "schema_version": 1, "timestamp": call.started_at, "event_type": call.endpoint.event_type,
+        "customer_id": a.customer_id, "user_id": a.user_id, "workspace_id": a.workspace_id, "feature": a.feature,
+        "environment": a.environment, "tags": dict(a.tags) if a.tags else {},
+        "provider": call.provider, "model": model, "requested_model": call.requested_model, "endpoint": call.path,
+        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens, "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_5m_tokens": usage.cache_write_5m_tokens, "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "reasoning_tokens": usage.reasoning_tokens, "total_tokens": usage.input_tokens + usage.output_tokens,
+        "web_search_requests": usage.web_search_requests, "usage_status": usage_status, "usage_problem": problem,
+        "cost_usd": cost, "price_status": price_status, "price_id": price_id, "price_table_version": table_version,
+        "price_effective_from": effective_from, "service_tier": service_tier,
+        "billable": billable, "status": status, "error_type": error_type, "http_status": call.http_status,
+        "streamed": call.streamed, "duration_ms": round(duration_ms, 3), "attempts": call.attempts,
+        "request_id": response_id, "sdk_version": __version__,
+        # set by the quota engine
+        "credits": None, "credit_rule": None, "overage": None, "overage_cost_usd": None,
+    })
+
 
 def quote_call(meter: Meter, call: MeteredCall, model: str | None, usage: Usage, service_tier: str | None) -> Any:
     price = meter.rates.price

@@ -32,12 +32,16 @@ stream, endpoint without usage); counts are our estimate. ``invalid``: the provi
 
 def new_event_id() -> str:
     """A UUIDv7 string: unique, and sortable by creation time (RFC 9562)."""
-    # random (seeded from os.urandom, reseeded in forked children) instead of a syscall per id.
-    ms = time.time_ns() // 1_000_000
-    rand = random.getrandbits(80)
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | (rand & (1 << 62) - 1)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # random (seeded from os.urandom, reseeded in forked children) instead of a syscall per id; small ints
+    # formatted in one call rather than a 128-bit one formatted and sliced.
+    ms = _time_ns() // 1_000_000
+    rand = _getrandbits(74)
+    return "%08x-%04x-7%03x-%04x-%012x" % (  # noqa: UP031 - a %-format is the fastest of the three here
+        ms >> 16 & 0xFFFF_FFFF, ms & 0xFFFF, rand >> 62, 0x8000 | rand >> 48 & 0x3FFF, rand & 0xFFFF_FFFF_FFFF)
+
+
+_time_ns = time.time_ns
+_getrandbits = random.getrandbits
 
 
 class UsageEvent(BaseModel):

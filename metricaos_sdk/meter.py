@@ -220,7 +220,9 @@ class Meter:
             attribution = attribution.merged(Attribution(environment=self.config.environment))
         call = None
         try:
-            body = options.json_data if isinstance(options.json_data, Mapping) else None
+            body = options.json_data
+            if type(body) is not dict and not isinstance(body, Mapping):
+                body = None
             deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
             call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution, deployment=deployment)
             if deployment is not None:

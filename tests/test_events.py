@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -40,10 +41,16 @@ def test_trusted_construction_fills_defaults_of_fields_it_was_not_given():
 
 
 def test_event_ids_are_uuid7_and_unique():
+    before = time.time_ns() // 1_000_000
     ids = [new_event_id() for _ in range(10_000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
-    parsed = uuid.UUID(ids[0])
-    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert before <= parsed.int >> 80 <= after  # the first 48 bits are the creation time in ms
+    times = [uuid.UUID(t).int >> 80 for t in ids]
+    assert times == sorted(times)  # sortable by creation time (to the millisecond)
 
 
 def test_events_are_frozen_and_reject_unknown_fields():

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from metricaos_sdk import MemorySink, Meter
+from metricaos_sdk import MemorySink, Meter, UsageEvent
 from tests.fake_openai import USAGE, FakeOpenAI
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
@@ -215,6 +215,20 @@ def test_memory_sink_receives_events(router):
     meter = Meter(sink=sink)
     meter.wrap(make_client()).chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
     assert len(sink) == 1 and meter.events()[0].input_tokens == 1200
+
+
+def test_the_meters_events_equal_validated_ones_field_for_field_in_order(router):
+    # The meter builds events without validation (once per call); they must be what validation gives, with
+    # __dict__ in field order (the journal line is written from it in one pass).
+    FakeOpenAI().mount(router)
+    sink = MemorySink()
+    meter = Meter(sink=sink)
+    with meter.context(customer_id="cus_1", tags={"b": "2", "a": "1"}):
+        meter.wrap(make_client()).chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    [event] = meter.events()
+    validated = UsageEvent.model_validate(event.model_dump())
+    assert event == validated and list(event.__dict__) == list(UsageEvent.model_fields)
+    assert {k: type(v) for k, v in event.__dict__.items()} == {k: type(v) for k, v in validated.__dict__.items()}
 
 
 def test_metering_can_be_disabled_by_config(router, db_path):

@@ -156,3 +156,18 @@ def test_text_and_money_round_trip_exactly_through_the_journal_line(db_path, cos
     assert back == event and str(back.cost_usd) == cost and str(back.credits) == "12.50"
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT timestamp, cost_usd FROM events").fetchone() == ("2026-11-27T05:00:00+00:00", cost)
+
+
+@pytest.mark.parametrize("sizes", [None, (16, 4, 1)], ids=["sqlite>=3.32", "sqlite<3.32"])
+def test_a_large_batch_is_inserted_whole_once_per_id(db_path, monkeypatch, sizes):
+    import metricaos_sdk.sinks.sqlite as sqlite_sink
+
+    if sizes is not None:  # SQLite before 3.32 allows 999 parameters per statement
+        monkeypatch.setattr(sqlite_sink, "_BATCH_SIZES", sizes)
+    sink = SQLiteSink(db_path)
+    events = [make_event(customer_id=f"c{i}", input_tokens=i) for i in range(173)]  # 128+32+8+1+1+1+1+1
+    sink.write(events + events[:5])  # replayed ids inside the same batch are ignored too
+    sink.write(events[100:110])
+    back = list(sink.events())
+    assert len(back) == 173 and {e.id for e in back} == {e.id for e in events}
+    assert sorted(e.input_tokens for e in back) == list(range(173))

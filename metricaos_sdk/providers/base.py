@@ -23,16 +23,18 @@ class InvalidUsage(ValueError):
 def count(payload: Mapping[str, Any], key: str) -> int:
     """A token count from ``payload[key]``: missing or null is 0; anything but a non-negative int is invalid."""
     value = payload.get(key)
+    if type(value) is int and value >= 0:  # bool is not a count: type(), not isinstance()
+        return value
     if value is None:
         return 0
-    if type(value) is not int or value < 0:
-        raise InvalidUsage(f"{key}={value!r}")
-    return value
+    raise InvalidUsage(f"{key}={value!r}")
 
 
 def details(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     """A nested usage object (``prompt_tokens_details``, ``cache_creation`` …): missing or null is ``{}``."""
     value = payload.get(key)
+    if type(value) is dict:  # parsed JSON: skip the ABC check
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):

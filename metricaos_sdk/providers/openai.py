@@ -29,8 +29,8 @@ __all__ = [
 
 
 def _mapping(usage: Any) -> Mapping[str, Any] | None:
-    if usage is None:
-        return None
+    if usage is None or type(usage) is dict:
+        return usage
     if not isinstance(usage, Mapping):
         raise InvalidUsage(f"usage={usage!r}")
     return usage

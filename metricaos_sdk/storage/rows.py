@@ -69,5 +69,5 @@ def line_to_row(line: bytes | str) -> list[Any]:
     row: list[Any] = from_json(line)
     tags = row[_I_TAGS]
     if not isinstance(tags, str):
-        row[_I_TAGS] = json.dumps(tags, sort_keys=True)
+        row[_I_TAGS] = json.dumps(tags, sort_keys=True) if tags else "{}"
     return row
