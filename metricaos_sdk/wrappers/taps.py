@@ -242,11 +242,14 @@ class SSETap(_Tap):
         try:
             data = self._decoder.decode(chunk) if self._decoder is not None else chunk
             if not self._buffer and data.find(b"\n\n") == len(data) - 2 and b"\r" not in data:
-                # The usual chunk, one whole event (servers flush per event): no split, no lists.
+                # The usual chunk, one whole event (servers flush per event): no split, no lists. The event
+                # is observed with its trailing blank line, which no check minds.
                 if not self._filtering:
-                    self._observe(data[:-2])
+                    self._observe(data)
                     return chunk
-                return b"" if self._observe(data[:-2]) else data.replace(_NULL_USAGE, b"")
+                # Cut "usage":null first: what is left names "usage" only if it carries usage.
+                data = data.replace(_NULL_USAGE, b"")
+                return b"" if self._observe(data) else data
             buffer = self._buffer + data if self._buffer else data
             if b"\r" in buffer:
                 pieces = _EVENT_SPLIT.split(buffer)
