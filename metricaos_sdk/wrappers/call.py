@@ -32,7 +32,6 @@ class MeteredCall:
     """State of one logical call. Created by the hook, fed by the tap, finished exactly once."""
 
     __slots__ = (
-        "_finished",
         "_once",
         "_t0",
         "attempts",
@@ -80,12 +79,11 @@ class MeteredCall:
         self.injected_usage = False
         self.deployment = deployment
         self.tapped = False
-        self._finished = False
         self._once = [True]  # popped by the one finish() that wins: list.pop is atomic, no lock to allocate
 
     @property
     def finished(self) -> bool:
-        return self._finished
+        return not self._once
 
     def finish(
         self,
@@ -109,7 +107,6 @@ class MeteredCall:
             self._once.pop()
         except IndexError:
             return
-        self._finished = True
         duration_ms = (time.perf_counter() - self._t0) * 1000.0
         self.meter._finish_call(
             self,
@@ -128,7 +125,7 @@ class MeteredCall:
 
     def returned(self) -> None:
         """``request()`` returned: if no body tap took the call over, finish it now (usage unknown)."""
-        if not self.tapped and not self._finished:
+        if not self.tapped and self._once:
             self.finish(status="ok", problem="the response body was not observed")
 
     def fail(self, exc: BaseException) -> None:
