@@ -3,9 +3,13 @@
     python benchmarks/instructions.py [--calls 100] [--stream] [--sink sqlite|null]
 
 Wall-clock figures on a shared 2-core VM swing by ±10–50 % between runs; callgrind counts the instructions
-the process executes (every thread: the SQLite writer's work included), the same for the same code and
-inputs. Each client runs twice, with ``warm`` and ``warm + calls`` calls, and the difference is divided by
-``calls`` so start-up and warm-up cancel out; the four runs go two at a time (a few minutes in all).
+the process executes, the same for the same code and inputs. Each client runs twice, with ``warm`` and
+``warm + calls`` calls, and the difference is divided by ``calls`` so start-up and warm-up cancel out; the
+four runs go two at a time (a few minutes in all).
+
+Two figures: the caller's thread (what the call itself pays; the same from run to run to a few hundred
+instructions) and all threads (the SQLite writer's commits added: under valgrind's slowdown it commits
+smaller batches than at full speed, so its share varies between runs and overstates the real one).
 ``--sink null`` meters into a sink that drops events: the wrapper's own cost, without recording.
 Needs ``valgrind`` (Debian: ``apt-get install valgrind``).
 """
@@ -56,19 +60,21 @@ if meter is not None:
 """
 
 
-def count(mode: str, n: int, stream: bool, sink: str) -> int:
+def count(mode: str, n: int, stream: bool, sink: str) -> tuple[int, int]:
+    """Instructions executed by the main thread, and by all threads."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
         script.write_text(CHILD.format(here=str(HERE)))
         out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable, str(script),
-             mode, str(n), "1" if stream else "0", sink],
+            ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={tmp}/cg.out",
+             sys.executable, str(script), mode, str(n), "1" if stream else "0", sink],
             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
         )
-    match = re.search(r"Collected : (\d+)", out.stderr)
-    if match is None:
+        match = re.search(r"Collected : (\d+)", out.stderr)
+        main = re.search(r"^summary: (\d+)", (Path(tmp) / "cg.out-01").read_text(), re.M)
+    if match is None or main is None:
         raise SystemExit(f"callgrind printed no total:\n{out.stderr[-2000:]}")
-    return int(match.group(1))
+    return int(main.group(1)), int(match.group(1))
 
 
 def main() -> None:
@@ -83,13 +89,15 @@ def main() -> None:
     runs = [(mode, n) for mode in ("bare", "wrapped") for n in (args.warm, args.warm + args.calls)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         totals = dict(zip(runs, pool.map(lambda run: count(run[0], run[1], args.stream, args.sink), runs), strict=True))
-    per_call = {mode: (totals[mode, args.warm + args.calls] - totals[mode, args.warm]) / args.calls
-                for mode in ("bare", "wrapped")}
-    bare, wrapped = per_call["bare"], per_call["wrapped"]
     kind = "chat stream 200 chunks" if args.stream else "chat plain"
     kind += "" if args.sink == "sqlite" else f" ({args.sink} sink)"
-    print(f"{kind}: bare {bare:,.0f} instructions/call, wrapped {wrapped:,.0f}, "
-          f"overhead {wrapped - bare:,.0f} ({(wrapped - bare) / bare * 100:+.1f} %)")
+    print(kind)
+    for i, scope in enumerate(("caller's thread", "all threads")):
+        per_call = {mode: (totals[mode, args.warm + args.calls][i] - totals[mode, args.warm][i]) / args.calls
+                    for mode in ("bare", "wrapped")}
+        bare, wrapped = per_call["bare"], per_call["wrapped"]
+        print(f"  {scope:16} bare {bare:,.0f} instructions/call, wrapped {wrapped:,.0f}, "
+              f"overhead {wrapped - bare:,.0f} ({(wrapped - bare) / bare * 100:+.1f} %)")
 
 
 if __name__ == "__main__":

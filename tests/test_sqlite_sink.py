@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -156,6 +156,25 @@ def test_text_and_money_round_trip_exactly_through_the_journal_line(db_path, cos
     assert back == event and str(back.cost_usd) == cost and str(back.credits) == "12.50"
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT timestamp, cost_usd FROM events").fetchone() == ("2026-11-27T05:00:00+00:00", cost)
+
+
+def test_timestamps_are_stored_as_utc_isoformat_text_whatever_their_zone_or_journal_version(db_path):
+    # Stored timestamps compare as text (since/until queries): one form, isoformat()'s "+00:00", whether the
+    # event's zone was UTC or not, and whether its journal line came from this version ("Z") or an earlier one.
+    from metricaos_sdk.storage.rows import EVENT_COLUMNS, event_to_line, line_to_row
+
+    at = EVENT_COLUMNS.index("timestamp")
+    utc = datetime(2026, 11, 27, 5, 0, 0, 120000, tzinfo=timezone.utc)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    earlier_line = event_to_line(make_event(timestamp=utc)).replace(b'.120000Z"', b'.120000+00:00"')
+    assert line_to_row(earlier_line)[at] == line_to_row(event_to_line(make_event(timestamp=paris)))[at] \
+        == utc.isoformat() == "2026-11-27T05:00:00.120000+00:00"
+    sink = SQLiteSink(db_path)
+    sink.write([make_event(timestamp=paris), make_event(timestamp=utc.replace(microsecond=0))])
+    sink.flush()
+    stored = [r[0] for r in sqlite3.connect(db_path).execute("SELECT timestamp FROM events ORDER BY timestamp")]
+    assert stored == ["2026-11-27T05:00:00+00:00", "2026-11-27T05:00:00.120000+00:00"]
+    assert [e.timestamp for e in sink.events(since=utc)] == [utc]
 
 
 @pytest.mark.parametrize("sizes", [None, (16, 4, 1)], ids=["sqlite>=3.32", "sqlite<3.32"])
