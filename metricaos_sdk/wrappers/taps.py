@@ -32,6 +32,9 @@ _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _SMALL_BODY = 256 * 1024
 _NULL_USAGE = b',"usage":null'
+# ``sub in data`` on bytes first tries ``sub`` as an int, formatting a TypeError it then discards (measured on
+# CPython 3.11: ~10x a test by byte value, ~1.5-2x a ``find``), so per-chunk tests use those instead.
+_CR = ord("\r")
 
 
 class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
@@ -241,7 +244,7 @@ class SSETap(_Tap):
             return chunk
         try:
             data = self._decoder.decode(chunk) if self._decoder is not None else chunk
-            if not self._buffer and data.find(b"\n\n") == len(data) - 2 and b"\r" not in data:
+            if not self._buffer and data.find(b"\n\n") == len(data) - 2 and _CR not in data:
                 # The usual chunk, one whole event (servers flush per event): no split, no lists. The event
                 # is observed with its trailing blank line, which no check minds.
                 if not self._filtering:
@@ -251,7 +254,7 @@ class SSETap(_Tap):
                 data = data.replace(_NULL_USAGE, b"")
                 return b"" if self._observe(data) else data
             buffer = self._buffer + data if self._buffer else data
-            if b"\r" in buffer:
+            if _CR in buffer:
                 pieces = _EVENT_SPLIT.split(buffer)
                 events, seps = pieces[0:-1:2], pieces[1:-1:2]
                 self._buffer = pieces[-1]
@@ -294,7 +297,7 @@ class SSETap(_Tap):
         hide = False
         if self._text is not None:
             self._text.feed(raw)
-        if first or (b'"usage"' in raw and _may_carry_usage(raw)) or (
+        if first or (raw.find(b'"usage"') >= 0 and _may_carry_usage(raw)) or (
                 self._watched and raw.startswith(self._watched)):
             name, data = _parse_event(raw)
             if data is not None:
@@ -344,9 +347,9 @@ class SSETap(_Tap):
 def _may_carry_usage(raw: bytes) -> bool:
     """Whether an event holding ``"usage"`` may hold a usage object: cheap substring tests first, since a
     stream that asked for usage carries ``"usage":null`` in every chunk."""
-    if b'"usage":{' in raw:
+    if raw.find(b'"usage":{') >= 0:
         return True
-    if raw.count(b'"usage"') == 1 and b'"usage":null' in raw:
+    if raw.count(b'"usage"') == 1 and raw.find(b'"usage":null') >= 0:
         return False
     return _USAGE.search(raw) is not None
 
