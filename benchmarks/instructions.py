@@ -1,6 +1,6 @@
 """Instructions per call, bare vs wrapped, counted by valgrind's callgrind: repeatable where wall time is not.
 
-    python benchmarks/instructions.py [--calls 100] [--stream] [--sink sqlite|null]
+    python benchmarks/instructions.py [--calls 100] [--case plain|stream|responses|anthropic] [--sink sqlite|null]
 
 Wall-clock figures on a shared 2-core VM swing by ±10–50 % between runs; callgrind counts the instructions
 the process executes, the same for the same code and inputs. Each client runs twice, with ``warm`` and
@@ -32,14 +32,19 @@ CHILD = """
 import sys, tempfile
 sys.path.insert(0, {here!r})
 from pathlib import Path
-from overhead import client_for, make_handler, plain_call, stream_call
+import overhead
 from metricaos_sdk import Meter
-mode, n, stream, sink = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-call = stream_call if stream else plain_call
-handler = make_handler(200)
+mode, n, case, sink = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if case == "anthropic":
+    make_client, call = overhead.anthropic_client_for, overhead.anthropic_stream_call
+    handler = overhead.make_anthropic_handler(200)
+else:
+    make_client, handler = overhead.client_for, overhead.make_handler(200)
+    call = {{"plain": overhead.plain_call, "stream": overhead.stream_call,
+            "responses": overhead.responses_stream_call}}[case]
 meter = None
 if mode == "bare":
-    client = client_for(handler)
+    client = make_client(handler)
 else:
     if sink == "null":
         class NullSink:
@@ -49,7 +54,7 @@ else:
         meter = Meter(sink=NullSink())
     else:
         meter = Meter(Path(tempfile.mkdtemp()) / "instructions.db")
-    client = meter.wrap(client_for(handler))
+    client = meter.wrap(make_client(handler))
 context = meter.context(customer_id="cus_bench", feature="bench") if meter else None
 if context is not None:
     context.__enter__()
@@ -60,14 +65,18 @@ if meter is not None:
 """
 
 
-def count(mode: str, n: int, stream: bool, sink: str) -> tuple[int, int]:
+CASES = {"plain": "chat plain", "stream": "chat stream 200 chunks", "responses": "responses stream 200 chunks",
+         "anthropic": "anthropic stream 200 deltas"}
+
+
+def count(mode: str, n: int, case: str, sink: str) -> tuple[int, int]:
     """Instructions executed by the main thread, and by all threads."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
         script.write_text(CHILD.format(here=str(HERE)))
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={tmp}/cg.out",
-             sys.executable, str(script), mode, str(n), "1" if stream else "0", sink],
+             sys.executable, str(script), mode, str(n), case, sink],
             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         match = re.search(r"Collected : (\d+)", out.stderr)
@@ -81,15 +90,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--warm", type=int, default=20)
-    parser.add_argument("--stream", action="store_true", help="a 200-chunk chat stream instead of a plain call")
+    parser.add_argument("--case", choices=tuple(CASES), default="plain", help="what one call is (overhead.py's cases)")
+    parser.add_argument("--stream", action="store_true", help="the same as --case stream")
     parser.add_argument("--sink", choices=("sqlite", "null"), default="sqlite")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
+    case = "stream" if args.stream else args.case
     runs = [(mode, n) for mode in ("bare", "wrapped") for n in (args.warm, args.warm + args.calls)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        totals = dict(zip(runs, pool.map(lambda run: count(run[0], run[1], args.stream, args.sink), runs), strict=True))
-    kind = "chat stream 200 chunks" if args.stream else "chat plain"
+        totals = dict(zip(runs, pool.map(lambda run: count(run[0], run[1], case, args.sink), runs), strict=True))
+    kind = CASES[case]
     kind += "" if args.sink == "sqlite" else f" ({args.sink} sink)"
     print(kind)
     for i, scope in enumerate(("caller's thread", "all threads")):
