@@ -170,6 +170,8 @@ class FakeOpenAI:
 
     chunked = False
     """Deliver a stream one SSE event per network read (as a real server does), not in one piece."""
+    crlf = False
+    """End SSE lines with CRLF, as some servers and proxies do (the SSE spec allows CRLF, CR or LF)."""
 
     def mount(self, router: respx.Router, base: str = OPENAI_BASE) -> respx.Route:
         return router.post(f"{base}/chat/completions").mock(side_effect=self)
@@ -196,6 +198,8 @@ class FakeOpenAI:
 
     def _sse(self, data: bytes) -> httpx.Response:
         headers = {"content-type": "text/event-stream; charset=utf-8", "x-request-id": "req_stream", **self.headers}
+        if self.crlf:
+            data = data.replace(b"\n", b"\r\n")
         if self.chunked:
             return httpx.Response(200, stream=EventByEvent(data), headers=headers)
         return httpx.Response(200, content=data, headers=headers)
@@ -252,7 +256,8 @@ class EventByEvent(httpx.SyncByteStream, httpx.AsyncByteStream):
     """A body delivered one SSE event per read; ``fail_after`` events, a reset connection."""
 
     def __init__(self, data: bytes, fail_after: int | None = None) -> None:
-        self.events = [e + b"\n\n" for e in data.split(b"\n\n") if e]
+        end = b"\r\n\r\n" if b"\r\n\r\n" in data else b"\n\n"
+        self.events = [e + end for e in data.split(end) if e]
         self.fail_after = fail_after
 
     def __iter__(self):

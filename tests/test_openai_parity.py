@@ -115,6 +115,11 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Any]] = {
         lambda r: r.iter_lines())),
     "responses-stream-event-by-event": ({"usage": RESPONSES_USAGE, "chunked": True}, lambda c: settle(
         c.responses.create(model="gpt-5-mini", input="Hi", stream=True))),
+    # CRLF line endings: events split on \r\n\r\n, in one piece and one event per read.
+    "chat-stream-crlf": ({"crlf": True}, lambda c: settle(chat(c, stream=True))),
+    "chat-stream-crlf-event-by-event": ({"crlf": True, "chunked": True}, lambda c: settle(chat(c, stream=True))),
+    "responses-stream-crlf-event-by-event": ({"usage": RESPONSES_USAGE, "crlf": True, "chunked": True}, lambda c: settle(
+        c.responses.create(model="gpt-5-mini", input="Hi", stream=True))),
     "bad-request": ({"statuses": [400]}, lambda c: settle(chat(c))),
     "retried-then-ok": ({"statuses": [500, 503]}, lambda c: settle(chat(c))),
     "retries-exhausted": ({"statuses": [503, 503, 503]}, lambda c: settle(chat(c, stream=True))),
@@ -128,8 +133,9 @@ def make(aio: bool) -> Any:
 
 
 def fake_for(settings: dict[str, Any], router: Any) -> FakeOpenAI:
-    fake = FakeOpenAI(**{k: v for k, v in settings.items() if k not in ("statuses", "chunked")})
+    fake = FakeOpenAI(**{k: v for k, v in settings.items() if k not in ("statuses", "chunked", "crlf")})
     fake.chunked = settings.get("chunked", False)
+    fake.crlf = settings.get("crlf", False)
     fake.mount_all(router)
     return fake
 
@@ -146,7 +152,7 @@ def test_the_caller_sees_exactly_what_the_bare_client_shows(meter, router, name,
     assert wrapped == bare
     events = meter.events()
     assert len(events) == 1  # and the wrapped one was metered, once
-    if settings.get("chunked"):
+    if settings.get("chunked") or settings.get("crlf"):
         assert events[0].usage_status == "reported" and events[0].output_tokens > 0
 
 
