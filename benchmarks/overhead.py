@@ -1,27 +1,38 @@
 """Per-call overhead of metering: bare openai/anthropic clients vs wrapped ones, same mocked transport, one run.
 
-    python benchmarks/overhead.py [--calls 2000] [--chunks 200]
+    python benchmarks/overhead.py [--calls 2000] [--chunks 200] [--stages] [--json]
 
-Both clients talk to the same in-process ``httpx2.MockTransport`` serving pre-built bodies, so the only
-difference is the meter (default SQLite sink in a temp dir: each event committed before the call returns).
-Rounds alternate bare/wrapped to cancel drift; the figure is the median of per-round means.
+Both clients talk to the same in-process ``httpx2.MockTransport`` serving pre-built bodies as byte streams,
+as a network transport does (a body handed over already read would take a path only mocks take), so the
+only difference is the meter (default SQLite sink in a temp dir: each event durable before the call
+returns). Calls run in short rounds, bare and wrapped back to back in alternating order; the overhead is
+the median of the per-round differences, printed with their interquartile range, which says how far to
+trust it on a noisy machine.
+
+``--stages`` measures the plain call again with metering cut off after each stage: the hook alone, the
+call opened and closed, the response's usage read, the event built and priced, and the event recorded.
+Each row is bare vs a client metered up to that stage, so it shows where the overhead accrues.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import httpx2
 import openai
 
 from metricaos_sdk import Meter
 from metricaos_sdk.testing import anthropic_stream_events, chat_chunk, chat_completion, sse
+from metricaos_sdk.wrappers import transport
 
 if TYPE_CHECKING:
     import anthropic
@@ -54,7 +65,7 @@ def make_handler(chunks: int):
             # One SSE event per read, as a server delivers them.
             data = streams[include]
             return httpx2.Response(200, stream=_Events(data), headers=sse_headers)
-        return httpx2.Response(200, content=plain, headers={"content-type": "application/json"})
+        return httpx2.Response(200, stream=_Body(plain), headers={"content-type": "application/json"})
 
     return handler
 
@@ -81,6 +92,16 @@ def responses_stream(chunks: int) -> bytes:
 def responses_stream_call(client: openai.OpenAI) -> None:
     for _ in client.responses.create(model="gpt-5-mini", input="Where is my order?", stream=True):
         pass
+
+
+class _Body(httpx2.SyncByteStream):
+    """A whole body, read as a stream: what a network transport hands the SDK."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self):
+        yield self.data
 
 
 class _Events(httpx2.SyncByteStream):
@@ -133,29 +154,96 @@ def anthropic_stream_call(client: anthropic.Anthropic) -> None:
         pass
 
 
-def compare(name: str, fn, bare, wrapped, calls: int, rounds: int = 20) -> dict:
-    for _ in range(max(calls // 20, 5)):  # warm up both
+def compare(name: str, fn, bare, wrapped, calls: int) -> dict:
+    warm_up = max(calls // 20, 5)
+    t0 = time.perf_counter_ns()
+    for _ in range(warm_up):
         fn(bare)
         fn(wrapped)
-    per_round = max(calls // rounds, 1)
-    bare_means, wrapped_means = [], []
-    for _ in range(rounds):
-        for client, means in ((bare, bare_means), (wrapped, wrapped_means)):
+    # Rounds of ~5 ms: short enough that drift rarely splits a pair, long enough to time.
+    per_round = min(max(round(5e6 * warm_up / (time.perf_counter_ns() - t0) * 2), 1), 10)
+    bare_means, wrapped_means, differences = [], [], []
+    for i in range(max(calls // per_round, 20)):
+        timed = {}
+        for client in (bare, wrapped) if i % 2 == 0 else (wrapped, bare):  # neither always goes first
             t0 = time.perf_counter_ns()
             for _ in range(per_round):
                 fn(client)
-            means.append((time.perf_counter_ns() - t0) / per_round / 1000)
-    b, w = statistics.median(bare_means), statistics.median(wrapped_means)
-    row = {"case": name, "bare_us": round(b, 1), "wrapped_us": round(w, 1), "overhead_us": round(w - b, 1),
-           "overhead_pct": round((w - b) / b * 100, 2)}
-    print(f"{name:<28} bare {b:9.1f} µs   wrapped {w:9.1f} µs   overhead {w - b:8.1f} µs  ({row['overhead_pct']:+.2f} %)")
+            timed[client is wrapped] = (time.perf_counter_ns() - t0) / per_round / 1000
+        bare_means.append(timed[False])
+        wrapped_means.append(timed[True])
+        differences.append(timed[True] - timed[False])
+    b, w, d = statistics.median(bare_means), statistics.median(wrapped_means), statistics.median(differences)
+    q1, _, q3 = statistics.quantiles(differences, n=4)
+    row = {"case": name, "bare_us": round(b, 1), "wrapped_us": round(w, 1), "overhead_us": round(d, 1),
+           "overhead_pct": round(d / b * 100, 2), "overhead_iqr_us": [round(q1, 1), round(q3, 1)]}
+    print(f"{name:<34} bare {b:7.1f} µs   wrapped {w:7.1f} µs   overhead {d:6.1f} µs ({row['overhead_pct']:+6.2f} %)"
+          f"   IQR {q1:6.1f} .. {q3:6.1f} µs")
     return row
+
+
+class _NullSink:
+    """Drops every event: the meter's own work without a sink's."""
+
+    def write(self, events) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _no_finish(call, **outcome) -> None:
+    pass
+
+
+# Where metering stops, by stage. Each cut replaces one internal step with nothing (mock.patch.object, so
+# a renamed internal fails loudly rather than measuring nothing): the overhead of a stage's row includes
+# every stage above it.
+STAGES = {
+    "hook only": "no call opened: the hook and transport pass the request through",
+    "call opened and closed": "attribution, id, timestamp, quota check; the response is not read",
+    "usage read": "the response body observed and its usage read; no event built",
+    "event built and priced": "the UsageEvent built, priced and settled; a sink that drops it",
+    "event recorded": "as shipped: journaled before the call returns, committed by the writer thread",
+}
+
+
+@contextlib.contextmanager
+def metered_up_to(stage: str, handler, directory: Path) -> Iterator[openai.OpenAI]:
+    meter = Meter(directory / "stages.db") if stage == "event recorded" else Meter(sink=_NullSink())
+    with contextlib.ExitStack() as cuts:
+        if stage == "hook only":
+            cuts.enter_context(mock.patch.object(meter, "_begin_call", lambda *args, **kwargs: None))
+        if stage == "call opened and closed":
+            cuts.enter_context(mock.patch.object(transport, "_tap_response", lambda call, response: response))
+        if stage in ("call opened and closed", "usage read"):
+            cuts.enter_context(mock.patch.object(meter, "_finish_call", _no_finish))
+        client = meter.wrap(client_for(handler))  # after the cuts: the hook binds _begin_call when installed
+        with meter.context(customer_id="cus_bench", feature="bench"):
+            yield client
+    meter.close()
+
+
+def stages(calls: int, chunks: int) -> list[dict]:
+    handler = make_handler(chunks)
+    bare, rows = client_for(handler), []
+    print("plain chat call, metered up to each stage:")
+    with tempfile.TemporaryDirectory() as tmp:
+        for stage, what in STAGES.items():
+            with metered_up_to(stage, handler, Path(tmp)) as wrapped:
+                row = compare(f"  {stage}", plain_call, bare, wrapped, calls)
+            rows.append({**row, "case": f"plain, {stage}", "stage": what})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--stages", action="store_true", help="also measure the plain call metered up to each stage")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     handler = make_handler(args.chunks)
@@ -174,6 +262,8 @@ def main() -> None:
                         max(args.calls // 10, 50)),
             ]
         meter.close()
+    if args.stages:
+        rows += stages(args.calls, args.chunks)
     if args.json:
         print(json.dumps(rows))
 
