@@ -47,11 +47,7 @@ if mode == "bare":
     client = make_client(handler)
 else:
     if sink == "null":
-        class NullSink:
-            def write(self, events): pass
-            def flush(self): pass
-            def close(self): pass
-        meter = Meter(sink=NullSink())
+        meter = Meter(sink=overhead.NullSink())
     else:
         meter = Meter(Path(tempfile.mkdtemp()) / "instructions.db")
     client = meter.wrap(make_client(handler))
