@@ -116,6 +116,32 @@ def test_a_full_disk_raises_at_allocation_instead_of_killing_the_process(tmp_pat
     assert list((tmp_path / "j").glob("*.jsonl")) == []  # nothing half-made left behind
 
 
+def test_a_segment_that_cannot_be_opened_at_rotation_leaves_the_full_one_retired_once(tmp_path, monkeypatch):
+    # The disk fills as a segment rotates: the next append must open a new segment, not retire the full one
+    # a second time (it would then be discarded twice: a second close() of a descriptor the process may
+    # have reused for another file).
+    monkeypatch.setattr(Journal, "SEGMENT_BYTES", 64)
+    journal = Journal(tmp_path / "j")
+    for n in range(1, 5):
+        journal.append(lines(n), last_seq=n)  # segment 1 is full
+    real_allocate = journal_module._allocate
+
+    def enospc_once(fd, size):
+        monkeypatch.setattr(journal_module, "_allocate", real_allocate)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_allocate", enospc_once)
+    with pytest.raises(OSError, match="No space left"):
+        journal.append(lines(5), last_seq=5)
+    journal.append(lines(6), last_seq=6)
+    assert [s.last_seq for s in journal.retired] == [4]
+    done = journal.committed(6, final=True)
+    assert [s.last_seq for s in done] == [4, 6]
+    for segment in done:
+        segment.discard()
+    assert list((tmp_path / "j").glob("*.jsonl")) == []
+
+
 def test_without_fallocate_the_zeros_are_written(tmp_path, monkeypatch):
     monkeypatch.setattr(Journal, "SEGMENT_BYTES", 3 * 1024 * 1024 + 5)
     monkeypatch.delattr(journal_module.os, "posix_fallocate", raising=False)

@@ -64,6 +64,30 @@ def test_json_batch_insert_keeps_every_column_exact(db_path):
     assert types == ("text", "integer", "real", "integer", "null")
 
 
+def test_an_event_the_journal_cannot_take_is_still_committed_and_flush_does_not_wait(db_path, monkeypatch, caplog):
+    # A full disk refuses the journal line: the write raises (the meter logs it as a fault), but the event is
+    # still queued and committed, and flush() does not wait out its timeout for a line never queued.
+    from metricaos_sdk.storage.journal import Journal
+
+    sink = SQLiteSink(db_path)
+    real_append = Journal.append
+
+    def enospc_once(journal, rows, last_seq):
+        monkeypatch.setattr(Journal, "append", real_append)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Journal, "append", enospc_once)
+    unjournaled, journaled = make_event(), make_event()
+    with pytest.raises(OSError, match="queued for SQLite but would not survive a crash"):
+        sink.write([unjournaled])
+    sink.write([journaled])
+    sink.flush(timeout=10)
+    assert "flush timed out" not in caplog.text
+    assert {e.id for e in sink.events()} == {unjournaled.id, journaled.id}
+    sink.close()
+    assert list(sink.journal_dir.glob("*.jsonl")) == []  # the journaled one's segment is released
+
+
 def test_wal_mode_and_migrations_recorded(db_path):
     SQLiteSink(db_path)
     conn = sqlite3.connect(db_path)

@@ -78,13 +78,20 @@ class SQLiteSink:
         lines = [event_to_line(e) for e in events]
         with self._cond:
             self._written += len(lines)
-            self._journal.append(lines, self._written)
+            # Queued before they are journaled: if the journal cannot take them (a full disk), the writer
+            # still commits them (only a crash before then loses them), and flush() is not left waiting
+            # for lines that were counted but never queued.
             self._queue.extend(lines)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="metricaos-sqlite-writer", daemon=True)
                 self._thread.start()
             elif self._writer_waiting:
                 self._cond.notify_all()
+            try:
+                self._journal.append(lines, self._written)
+            except OSError as exc:
+                raise OSError(exc.errno, f"could not journal {len(lines)} event(s) in {self.journal_dir} "
+                              f"({exc.strerror or exc}); they are queued for SQLite but would not survive a crash") from exc
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every event written so far is committed (or ``timeout`` seconds pass)."""

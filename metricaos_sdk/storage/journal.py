@@ -125,7 +125,10 @@ class Journal:
         current = self.current
         if current is None or current.room() < len(data):
             if current is not None:
+                # Detached first: if the next segment cannot be opened (a full disk), a later append must
+                # not retire this one again, or it would be discarded, and its descriptor closed, twice.
                 self.retired.append(current)
+                self.current = None
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"{self.pid}-{self._tag}-{next(self._numbers)}.jsonl"
             current = self.current = Segment(path, max(self.SEGMENT_BYTES, len(data)))
