@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..events import UsageEvent
 from ..storage.database import Database
@@ -33,6 +34,11 @@ log = logging.getLogger("metricaos_sdk")
 # Rows per INSERT statement: a few fixed sizes, so SQLite's statement cache holds every statement we use,
 # within SQLite's default limit of host parameters (32,766 since 3.32; 999 before, as on Ubuntu 20.04).
 _BATCH_SIZES = (128, 32, 8, 1) if sqlite3.sqlite_version_info >= (3, 32, 0) else (16, 4, 1)
+
+
+# Errors of one row rather than of the database: a value SQLite cannot store (an int past 2**63 - 1, a type it
+# cannot bind), a constraint, or a line that does not parse.
+_ROW_ERRORS = (OverflowError, TypeError, ValueError, sqlite3.IntegrityError, sqlite3.InterfaceError)
 
 
 @functools.lru_cache(maxsize=len(_BATCH_SIZES))
@@ -53,6 +59,8 @@ class SQLiteSink:
         self.batch_delay = batch_delay
         # Not "<db>-journal": that name is SQLite's own rollback journal.
         self.journal_dir = Path(f"{self.database.path}-metricaos-journal")
+        self.rejected_path = Path(f"{self.database.path}-metricaos-rejected.jsonl")
+        """Event lines SQLite refused (see ``_commit``), one JSON array per line in column order."""
         self._reset_process_state()
         for rows in recover_segments(self.journal_dir):  # events of processes that died before committing
             self._commit(rows)
@@ -185,12 +193,31 @@ class SQLiteSink:
             segment.discard()
 
     def _commit(self, lines: Sequence[bytes]) -> None:
-        """One transaction: insert the batch, ignoring ids already present (a replayed journal never counts
-        twice). Rows go in by the hundred per statement: ``executemany`` would step once per row, and each
-        step releases the GIL and takes it back, preempting the caller's thread every time. Unpacking JSON
-        in SQL (``json_each``) would re-parse each row once per column: the lines are parsed here, by
-        pydantic-core."""
-        rows = [line_to_row(line) for line in lines]
+        """Insert the batch in one transaction. A row SQLite can never take (a value it cannot store, a line
+        that does not parse) must not hold back every event after it, retried forever: the batch then goes
+        in row by row, and each refused line is set aside whole in the rejected file, never dropped. Errors
+        of the database itself (locked, full, unreadable) leave the whole batch to be retried."""
+        try:
+            self._insert([line_to_row(line) for line in lines])
+        except _ROW_ERRORS:
+            for line in lines:
+                try:
+                    self._insert([line_to_row(line)])
+                except _ROW_ERRORS:
+                    self._reject(line)
+
+    def _reject(self, line: bytes) -> None:
+        with open(self.rejected_path, "ab") as f:
+            f.write(line.rstrip(b"\n") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        log.error("metricaos_sdk: SQLite refused an event row; it is kept in %s (begins %r)", self.rejected_path, line[:80])
+
+    def _insert(self, rows: list[list[Any]]) -> None:
+        """One transaction, ignoring ids already present (a replayed journal never counts twice). Rows go in
+        by the hundred per statement: ``executemany`` would step once per row, and each step releases the
+        GIL and takes it back, preempting the caller's thread every time. Unpacking JSON in SQL
+        (``json_each``) would re-parse each row once per column: the lines are parsed by pydantic-core."""
         with self.database.transaction() as conn:
             at = 0
             while at < len(rows):
