@@ -20,10 +20,16 @@ class InvalidUsage(ValueError):
     """The provider's usage payload is impossible; the message says what was received."""
 
 
+MAX_COUNT = 2**53 - 1
+"""The largest count accepted: far beyond any real call, and a count above it would not survive a JSON
+number read as a double downstream (past 2**63 - 1, SQLite could not even store it)."""
+
+
 def count(payload: Mapping[str, Any], key: str) -> int:
-    """A token count from ``payload[key]``: missing or null is 0; anything but a non-negative int is invalid."""
+    """A token count from ``payload[key]``: missing or null is 0; anything but an int from 0 to
+    :data:`MAX_COUNT` is invalid."""
     value = payload.get(key)
-    if type(value) is int and value >= 0:  # bool is not a count: type(), not isinstance()
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # bool is not a count: type(), not isinstance()
         return value
     if value is None:
         return 0
