@@ -172,6 +172,8 @@ class FakeOpenAI:
     """Deliver a stream one SSE event per network read (as a real server does), not in one piece."""
     crlf = False
     """End SSE lines with CRLF, as some servers and proxies do (the SSE spec allows CRLF, CR or LF)."""
+    piece_size: int | None = None
+    """Deliver a stream in reads of this many bytes, cutting events anywhere (a slow or proxied connection)."""
 
     def mount(self, router: respx.Router, base: str = OPENAI_BASE) -> respx.Route:
         return router.post(f"{base}/chat/completions").mock(side_effect=self)
@@ -200,6 +202,8 @@ class FakeOpenAI:
         headers = {"content-type": "text/event-stream; charset=utf-8", "x-request-id": "req_stream", **self.headers}
         if self.crlf:
             data = data.replace(b"\n", b"\r\n")
+        if self.piece_size is not None:
+            return httpx.Response(200, stream=InPieces(data, self.piece_size), headers=headers)
         if self.chunked:
             return httpx.Response(200, stream=EventByEvent(data), headers=headers)
         return httpx.Response(200, content=data, headers=headers)
@@ -271,6 +275,50 @@ class EventByEvent(httpx.SyncByteStream, httpx.AsyncByteStream):
             if self.fail_after is not None and i == self.fail_after:
                 raise httpx.ReadError("connection reset by peer")
             yield event
+
+
+class InPieces(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body delivered in reads of ``size`` bytes."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.pieces = [data[at:at + size] for at in range(0, len(data), size)]
+
+    def __iter__(self):
+        yield from self.pieces
+
+    async def __aiter__(self):
+        for piece in self.pieces:
+            yield piece
+
+
+class BodyCut(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """The first part of a body, then a reset connection: a 2xx that fails while it is being read."""
+
+    def __init__(self, part: bytes) -> None:
+        self.part = part
+
+    def __iter__(self):
+        yield self.part
+        raise httpx.ReadError("connection reset by peer")
+
+    async def __aiter__(self):
+        yield self.part
+        raise httpx.ReadError("connection reset by peer")
+
+
+def body_cut_first(side_effect: Any, times: int = 1) -> Any:
+    """``side_effect``, but the body of each of its first ``times`` answers breaks off half-way."""
+    answered = []
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        response = side_effect(request)
+        answered.append(request)
+        if len(answered) > times:
+            return response
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-length"]
+        return httpx.Response(response.status_code, headers=headers, stream=BodyCut(response.content[: len(response.content) // 2]))
+
+    return cut
 
 
 # -- one scenario, sync and async clients -----------------------------------------------------------------------

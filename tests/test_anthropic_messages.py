@@ -24,6 +24,7 @@ from tests.fake_anthropic import (
     WORDS,
     FakeAnthropic,
 )
+from tests.fake_openai import body_cut_first
 
 TEXT = "".join(WORDS)
 
@@ -186,6 +187,16 @@ def test_sdk_retries_are_counted_once(meter, router):
     create(client(meter, max_retries=2))
     [event] = meter.events()
     assert event.attempts == 3 and event.status == "ok" and event.input_tokens == INPUT
+
+
+def test_a_2xx_whose_body_breaks_off_is_retried_by_the_sdk_and_counted_once(meter, router):
+    fake = FakeAnthropic()
+    router.post("https://api.anthropic.com/v1/messages").mock(side_effect=body_cut_first(fake))
+    message = create(client(meter, max_retries=2))
+    assert message.usage.output_tokens == OUTPUT
+    [event] = meter.events()
+    assert (event.status, event.usage_status, event.attempts) == ("ok", "reported", 2)
+    assert (event.input_tokens, event.output_tokens, event.cost_usd) == (INPUT, OUTPUT, Decimal(COST))
 
 
 def test_provider_error_is_reraised_unchanged_and_not_billable(meter, router):

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from metricaos_sdk import MemorySink, Meter, UsageEvent
-from tests.fake_openai import USAGE, FakeOpenAI
+from tests.fake_openai import USAGE, FakeOpenAI, body_cut_first
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 
@@ -144,6 +144,36 @@ def test_sdk_retries_are_counted_once(meter, router):
     assert event.attempts == 3 and event.billable and event.status == "ok" and event.input_tokens == 1200
 
 
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_2xx_whose_body_breaks_off_is_retried_by_the_sdk_and_counted_once_with_the_retrys_usage(meter, router, is_async):
+    # httpx2 reads a plain body inside the SDK's request(); a reset mid-body is retried like a dropped
+    # connection, so the call's one event is the retry's answer, not an error with estimated usage.
+    router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=body_cut_first(FakeOpenAI()))
+    if is_async:
+        client = meter.wrap(openai.AsyncOpenAI(api_key="sk-test", max_retries=2))
+        client._calculate_retry_timeout = lambda *a, **k: 0.0
+        response = asyncio.run(client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES))
+    else:
+        client = meter.wrap(make_client(max_retries=2))
+        client._calculate_retry_timeout = lambda *a, **k: 0.0
+        response = client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    assert response.usage.prompt_tokens == 1200
+    [event] = meter.events()
+    assert (event.status, event.usage_status, event.attempts, event.http_status) == ("ok", "reported", 2, 200)
+    assert (event.input_tokens, event.output_tokens, event.request_id) == (1200, 300, "chatcmpl-abc123")
+
+
+def test_a_2xx_whose_body_breaks_off_with_no_retry_left_is_one_error_event(meter, router):
+    router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=body_cut_first(FakeOpenAI(), times=2))
+    client = meter.wrap(make_client(max_retries=1))
+    client._calculate_retry_timeout = lambda *a, **k: 0.0
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    [event] = meter.events()
+    assert (event.status, event.error_type, event.attempts, event.http_status) == ("error", "APIConnectionError", 2, 200)
+    assert event.usage_status == "estimated" and event.input_tokens > 0  # answered: the provider bills the prompt
+
+
 def test_connection_error_is_an_error_event_with_no_tokens(meter, router):
     router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
     client = meter.wrap(make_client(max_retries=1))
@@ -164,6 +194,19 @@ def test_malformed_usage_is_flagged_never_raised(meter, router):
     assert event.usage_status == "invalid"
     assert "prompt_tokens='12'" in event.usage_problem
     assert event.cost_usd is None
+
+
+def test_a_count_no_call_could_have_is_flagged_and_the_events_after_it_are_stored(meter, router):
+    # 2**63 tokens passed as a count once, then jammed the SQLite writer: no later event was ever stored.
+    fake = FakeOpenAI(usage={**USAGE, "prompt_tokens": 2**63})
+    fake.mount(router)
+    client = meter.wrap(make_client())
+    client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    fake.usage = USAGE
+    client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    flagged, normal = meter.events()
+    assert flagged.usage_status == "invalid" and f"prompt_tokens={2**63}" in flagged.usage_problem
+    assert normal.usage_status == "reported" and normal.input_tokens == 1200
 
 
 def test_impossible_usage_is_flagged(meter, router):

@@ -10,7 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.fake_openai import EventByEvent, FakeOpenAI
+from metricaos_sdk.testing import chat_completion
+from tests.fake_openai import USAGE, EventByEvent, FakeOpenAI
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 
@@ -35,6 +36,50 @@ def test_stream_gets_usage_injected_and_caller_sees_the_bare_chunks(meter, route
     assert (event.input_tokens, event.output_tokens, event.cached_input_tokens, event.reasoning_tokens) == (1200, 300, 1024, 64)
     assert event.cost_usd == Decimal("0.0006528")
     assert event.request_id == "chatcmpl-sim"
+
+
+@pytest.mark.parametrize("size", [1, 2, 7], ids=lambda n: f"{n}-byte reads")
+def test_a_stream_read_in_small_pieces_is_observed_and_filtered_as_in_one(meter, router, size):
+    # Events cut anywhere, down to one byte a read: a one-byte read must not pass for a whole event.
+    fake = FakeOpenAI()
+    fake.piece_size = size
+    fake.mount(router)
+    bare = chunks_of(openai.OpenAI(api_key="sk-test"))
+    wrapped = chunks_of(meter.wrap(openai.OpenAI(api_key="sk-test")))
+    assert wrapped == bare and len(wrapped) == 7
+    [event] = meter.events()
+    assert (event.status, event.usage_status, event.input_tokens, event.output_tokens) == ("ok", "reported", 1200, 300)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+def test_a_stream_not_labelled_as_sse_is_read_as_the_sdk_reads_it(meter, router, content_type):
+    # The SDK parses a streamed call's body as SSE whatever a proxy labels it; so must the tap, or the
+    # injected usage chunk would reach the caller and the usage would be lost.
+    fake = FakeOpenAI()
+
+    def relabelled(request):
+        response = fake(request)
+        headers = {"content-type": content_type} if content_type else {}
+        return httpx.Response(200, content=response.content, headers=headers)
+
+    router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=relabelled)
+    bare = chunks_of(openai.OpenAI(api_key="sk-test"))
+    wrapped = chunks_of(meter.wrap(openai.OpenAI(api_key="sk-test")))
+    assert wrapped == bare and len(wrapped) == 7
+    [event] = meter.events()
+    assert (event.status, event.usage_status, event.input_tokens, event.output_tokens) == ("ok", "reported", 1200, 300)
+
+
+def test_a_streamed_call_answered_with_one_json_body_keeps_its_usage(meter, router):
+    # Some OpenAI-compatible servers ignore stream=True: the SDK yields no chunks, but the answer was
+    # generated and its usage is in the body.
+    fake = FakeOpenAI()
+    router.post("https://api.openai.com/v1/chat/completions").mock(
+        side_effect=lambda request: fake._json(chat_completion(model="gpt-4.1-mini", content="hi", usage=USAGE)))
+    assert chunks_of(openai.OpenAI(api_key="sk-test")) == []
+    assert chunks_of(meter.wrap(openai.OpenAI(api_key="sk-test"))) == []
+    [event] = meter.events()
+    assert (event.status, event.usage_status, event.input_tokens, event.output_tokens) == ("ok", "reported", 1200, 300)
 
 
 def test_caller_who_asked_for_usage_sees_it_as_the_bare_client_shows_it(meter, router):
@@ -144,6 +189,42 @@ def test_stream_failing_midway_is_an_error_event(meter, router):
     [event] = meter.events()
     assert event.status == "error" and event.usage_status == "estimated" and event.output_tokens > 0
     assert event.billable
+
+
+def test_stream_cancelled_while_waiting_for_the_next_chunk_is_recorded_as_cancelled(meter, router):
+    # The task is cancelled inside the stream's read, not in the caller's loop body: still "cancelled".
+    class SlowEvents(httpx.AsyncByteStream):
+        def __init__(self, data):
+            self.events = [e + b"\n\n" for e in data.split(b"\n\n") if e]
+
+        async def __aiter__(self):
+            for event in self.events:
+                yield event
+                await asyncio.sleep(10)
+
+    fake = FakeOpenAI()
+    router.post("https://api.openai.com/v1/chat/completions").mock(
+        side_effect=lambda request: httpx.Response(200, stream=SlowEvents(fake(request).content),
+                                                   headers={"content-type": "text/event-stream"}))
+    client = meter.wrap(openai.AsyncOpenAI(api_key="sk-test"))
+
+    async def consume(first_chunk):
+        stream = await client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+        async for _ in stream:
+            first_chunk.set()
+
+    async def main():
+        first_chunk = asyncio.Event()
+        task = asyncio.create_task(consume(first_chunk))
+        await first_chunk.wait()
+        await asyncio.sleep(0)  # the task is back in the read, awaiting the next chunk
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    [event] = meter.events()
+    assert (event.status, event.error_type, event.usage_status) == ("cancelled", "CancelledError", "estimated")
 
 
 def test_stream_cancelled_in_a_task_is_recorded(meter, router):

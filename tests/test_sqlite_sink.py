@@ -18,6 +18,7 @@ import sqlite_utils
 
 from metricaos_sdk import SQLiteSink, UsageEvent
 from metricaos_sdk.storage.migrations import migrations
+from metricaos_sdk.storage.rows import EVENT_COLUMNS
 
 
 def make_event(**kw):
@@ -86,6 +87,21 @@ def test_an_event_the_journal_cannot_take_is_still_committed_and_flush_does_not_
     assert {e.id for e in sink.events()} == {unjournaled.id, journaled.id}
     sink.close()
     assert list(sink.journal_dir.glob("*.jsonl")) == []  # the journaled one's segment is released
+
+
+def test_a_row_sqlite_cannot_store_is_set_aside_and_holds_back_nothing(db_path, caplog):
+    # Retried whole, the batch holding it would fail forever and no later event would be stored.
+    sink = SQLiteSink(db_path)
+    before, unstorable, after = make_event(), make_event(input_tokens=2**63), make_event()
+    sink.write([before, unstorable, after])
+    sink.write([make_event(id=before.id)])  # a replay in a later batch still counts once
+    sink.flush(timeout=10)
+    assert {e.id for e in sink.events()} == {before.id, after.id}
+    [kept] = sink.rejected_path.read_bytes().splitlines()
+    assert json.loads(kept)[0] == unstorable.id and json.loads(kept)[EVENT_COLUMNS.index("input_tokens")] == 2**63
+    assert "SQLite refused an event row" in caplog.text and "flush timed out" not in caplog.text
+    sink.close()
+    assert list(sink.journal_dir.glob("*.jsonl")) == []
 
 
 def test_wal_mode_and_migrations_recorded(db_path):

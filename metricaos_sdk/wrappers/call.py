@@ -2,9 +2,11 @@
 
 The method-level hook (``hooks.py``) creates it around the provider SDK's ``request()`` and publishes it in
 a ContextVar; the transport tap (``transport.py``) finds it there for each HTTP attempt. Only a 2xx attempt
-is observed for usage (the SDK never retries after one); earlier failed attempts only count in
-``attempts``. Whatever happens — body read, stream ended, closed, abandoned, failed, or the SDK raised —
-``finish`` runs exactly once and writes exactly one event.
+is observed for usage; failed attempts only count in ``attempts``. A 2xx whose body fails to arrive while
+the SDK is still inside ``request()`` is a failed attempt too: the SDK retries it like a dropped
+connection, and the next attempt, or the hook when the SDK gives up, finishes the call. Whatever happens —
+body read, stream ended, closed, abandoned, failed, or the SDK raised — ``finish`` runs exactly once and
+writes exactly one event.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..usage import Usage
 if TYPE_CHECKING:
     from ..meter import Meter
 
-__all__ = ["MeteredCall", "current_call"]
+__all__ = ["MeteredCall", "current_call", "failure_status"]
 
 current_call: contextvars.ContextVar[MeteredCall | None] = contextvars.ContextVar("metricaos_call", default=None)
 
@@ -41,6 +43,7 @@ class MeteredCall:
         "endpoint",
         "http_status",
         "id",
+        "in_request",
         "injected_usage",
         "meter",
         "path",
@@ -77,6 +80,7 @@ class MeteredCall:
         self.attempts = 0
         self.http_status: int | None = None
         self.injected_usage = False
+        self.in_request = False  # the hook is inside the SDK's request(), which may still retry
         self.deployment = deployment
         self.tapped = False
         self._once = [True]  # popped by the one finish() that wins: list.pop is atomic, no lock to allocate
@@ -130,6 +134,9 @@ class MeteredCall:
 
     def fail(self, exc: BaseException) -> None:
         """The SDK raised out of ``request()``: an error event unless a 2xx body already finished the call."""
-        name = type(exc).__name__
-        status = "cancelled" if name in ("CancelledError", "KeyboardInterrupt") else "error"
-        self.finish(status=status, error_type=name)
+        self.finish(status=failure_status(exc), error_type=type(exc).__name__)
+
+
+def failure_status(exc: BaseException) -> str:
+    """``cancelled`` for a cancelled task or an interrupt (the caller stopped), ``error`` for anything else."""
+    return "cancelled" if type(exc).__name__ in ("CancelledError", "KeyboardInterrupt") else "error"

@@ -45,6 +45,7 @@ def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
                 return await request(cast_to, options, *args, **kwargs)
             call, sent = started
             token = current_call.set(call)
+            call.in_request = True
             try:
                 try:
                     result = await request(cast_to, sent, *args, **kwargs)
@@ -58,6 +59,7 @@ def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
                 call.fail(exc)
                 raise
             finally:
+                call.in_request = False
                 current_call.reset(token)
             call.returned()
             return result
@@ -70,6 +72,7 @@ def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
                 return request(cast_to, options, *args, **kwargs)
             call, sent = started
             token = current_call.set(call)
+            call.in_request = True
             try:
                 try:
                     result = request(cast_to, sent, *args, **kwargs)
@@ -83,6 +86,7 @@ def instrument(client: Any, meter: Meter, kind: ClientKind) -> None:
                 call.fail(exc)
                 raise
             finally:
+                call.in_request = False
                 current_call.reset(token)
             call.returned()
             return result

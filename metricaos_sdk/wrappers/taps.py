@@ -22,7 +22,7 @@ from pydantic_core import from_json
 
 from ..providers.base import InvalidUsage
 from ..providers.output_text import OutputText
-from .call import MeteredCall
+from .call import MeteredCall, failure_status
 
 __all__ = ["JSONTap", "SSETap"]
 
@@ -75,7 +75,13 @@ class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
 
     def _finish_error(self, exc: BaseException) -> None:
         self._disarm()
-        self._finish_partial("error", type(exc).__name__)
+        call = self._call
+        if call.in_request:
+            # The body of a 2xx failed while the SDK is still inside request(): it retries this like a dropped
+            # connection. The next attempt's tap, or the hook if the SDK gives up, finishes the call.
+            call.tapped = False
+            return
+        self._finish_partial(failure_status(exc), type(exc).__name__)
 
     def _finish_closed(self) -> None:
         if not self._ended:
@@ -244,9 +250,10 @@ class SSETap(_Tap):
             return chunk
         try:
             data = self._decoder.decode(chunk) if self._decoder is not None else chunk
-            if not self._buffer and data.find(b"\n\n") == len(data) - 2 and _CR not in data:
+            if not self._buffer and data.find(b"\n\n") == len(data) - 2 >= 0 and _CR not in data:
                 # The usual chunk, one whole event (servers flush per event): no split, no lists. The event
-                # is observed with its trailing blank line, which no check minds.
+                # is observed with its trailing blank line, which no check minds. (">= 0": a one-byte read
+                # has no blank line, and find()'s -1 would equal its length less two.)
                 if not self._filtering:
                     self._observe(data)
                     return chunk
@@ -362,9 +369,12 @@ def _parse_event(raw: bytes) -> tuple[str | None, Any]:
             data_lines.append(line[6:] if line[5:6] == b" " else line[5:])
         elif line.startswith(b"event:"):
             name = line[6:].strip().decode("utf-8", "replace")
-    if not data_lines:
+    if data_lines:
+        payload = b"\n".join(data_lines)
+    elif raw.lstrip()[:1] == b"{":
+        payload = raw  # not SSE at all: a server that answered a streamed call with one JSON body
+    else:
         return name, None
-    payload = b"\n".join(data_lines)
     if payload.strip() == b"[DONE]":
         return name, None
     try:

@@ -47,7 +47,8 @@ def _tap_response(call: MeteredCall, response: httpx2.Response) -> httpx2.Respon
         tap: JSONTap | SSETap
         if content_type.startswith(_EVENTSTREAM) and call.endpoint.stream_state is not None:
             tap = EventStreamTap(response.stream, call)  # Bedrock: binary frames, never rewritten
-        elif content_type.startswith("text/event-stream") and call.endpoint.stream_state is not None:
+        elif call.endpoint.stream_state is not None and (call.streamed or content_type.startswith("text/event-stream")):
+            # The SDK reads a streamed call's body as SSE whatever its content-type (proxies relabel it)
             filtering = call.injected_usage
             if filtering and decoder is not None:
                 # The injected usage event must be cut from the bytes, which cannot be done inside a
