@@ -237,8 +237,7 @@ class Meter:
                 options = options.model_copy(update={"json_data": {**body, "stream_options": {"include_usage": True}}})
                 call.injected_usage = True
             if call.streamed:
-                with self._lock:
-                    self._open_calls.add(call)
+                self._track_open(call)
             return call, options
         except (QuotaExceeded, QuotaUnavailable, UnpricedModel):
             raise  # the decisions the caller asked for: nothing is sent
@@ -274,15 +273,25 @@ class Meter:
             self._fault("could not handle a refused stream usage request")
             return False
 
+    def _track_open(self, call: MeteredCall) -> None:
+        """Count ``call`` among the open ones, which :meth:`close` finishes as cancelled."""
+        with self._lock:
+            self._open_calls.add(call)
+            call.open = True
+
     def _finish_abandoned(self, call: MeteredCall) -> None:
-        call.finish(status="cancelled")
+        tap = call.tap() if call.tap is not None else None
+        if tap is not None:
+            tap.abandon()  # with what its body showed so far: text received, counts of a cut stream
+        else:
+            call.finish(status="cancelled")
 
     def _finish_call(self, call: MeteredCall, *, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
                      content_chunks: int | None, error_type: str | None, duration_ms: float,
                      output_estimate: tuple[int, str] | None = None, partial: Usage | None = None) -> None:
         try:
-            if call.streamed:
+            if call.open:
                 with self._lock:
                     self._open_calls.discard(call)
             event = build_event(self, call, status, usage, problem, model, response_id, service_tier,

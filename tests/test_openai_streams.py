@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ import openai
 import pytest
 
 from metricaos_sdk.testing import chat_completion
-from tests.fake_openai import USAGE, EventByEvent, FakeOpenAI
+from tests.fake_openai import USAGE, EventByEvent, FakeOpenAI, InPieces
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 
@@ -145,20 +146,32 @@ def test_stream_closed_early_is_recorded_once_as_cancelled_with_an_estimate(mete
     assert event.billable  # tokens were generated and will be billed by the provider
 
 
-def test_stream_abandoned_without_close_is_recorded_when_collected(meter, router):
-    fake = FakeOpenAI()
+@pytest.mark.parametrize("leave", ["close", "break", "raise"])
+def test_stream_left_early_is_estimated_over_the_text_received_however_it_is_left(meter, router, leave):
+    # break or an exception in the loop body leaves the stream to the garbage collector, which used to
+    # finish the call before the tap's text could be counted: output 0 instead of the text received.
+    fake = FakeOpenAI(words=[f" word{i}" for i in range(40)])
     fake.chunked = True
     fake.mount(router)
     client = meter.wrap(openai.OpenAI(api_key="sk-test"))
 
-    def read_one():
-        for chunk in client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True):
-            return chunk
+    def read_some():
+        stream = client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+        for i, _ in enumerate(stream):
+            if i == 20:
+                if leave == "raise":
+                    raise KeyError("the caller's own error")
+                break
+        if leave == "close":
+            stream.close()
 
-    read_one()
+    with contextlib.suppress(KeyError):
+        read_some()
     gc.collect()
-    events = meter.events()
-    assert len(events) == 1 and events[0].status == "cancelled"
+    [event] = meter.events()
+    assert (event.status, event.usage_status) == ("cancelled", "estimated")
+    assert event.output_tokens == 40  # 20 words, two tokens each, counted over the text received
+    assert "over the text received" in event.usage_problem
 
 
 def test_open_stream_is_recorded_at_close_of_the_meter(db_path, router):
@@ -170,9 +183,33 @@ def test_open_stream_is_recorded_at_close_of_the_meter(db_path, router):
     meter = Meter(db_path)
     client = meter.wrap(openai.OpenAI(api_key="sk-test"))
     stream = client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True)
+    for _, _ in zip(range(4), stream):  # the role chunk and three words
+        pass
     meter.close()
-    assert [e.status for e in Meter(db_path).events()] == ["cancelled"]
+    [event] = Meter(db_path).events()
+    assert event.status == "cancelled" and event.output_tokens > 0  # what was received, counted at exit
     del stream
+
+
+def test_an_unread_plain_body_is_recorded_when_collected_and_at_close_of_the_meter(db_path, router):
+    # with_streaming_response hands over a plain (non-streamed) body unread: left unread, it is cancelled.
+    from metricaos_sdk import Meter
+
+    fake = FakeOpenAI()
+    router.post("https://api.openai.com/v1/chat/completions").mock(
+        side_effect=lambda request: httpx.Response(200, stream=InPieces(fake(request).content, 64),
+                                                   headers={"content-type": "application/json"}))
+    meter = Meter(db_path)
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+    collected = client.chat.completions.with_streaming_response.create(model="gpt-4.1-mini", messages=MESSAGES)
+    collected.__enter__()
+    del collected
+    gc.collect()
+    kept = client.chat.completions.with_streaming_response.create(model="gpt-4.1-mini", messages=MESSAGES)
+    kept.__enter__()
+    meter.close()
+    assert [(e.status, e.http_status) for e in Meter(db_path).events()] == [("cancelled", 200)] * 2
+    del kept
 
 
 def test_stream_failing_midway_is_an_error_event(meter, router):

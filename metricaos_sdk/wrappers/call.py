@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -46,11 +47,13 @@ class MeteredCall:
         "in_request",
         "injected_usage",
         "meter",
+        "open",
         "path",
         "provider",
         "requested_model",
         "started_at",
         "streamed",
+        "tap",
         "tapped",
     )
 
@@ -83,6 +86,8 @@ class MeteredCall:
         self.in_request = False  # the hook is inside the SDK's request(), which may still retry
         self.deployment = deployment
         self.tapped = False
+        self.tap: weakref.ref[Any] | None = None  # the armed body tap, which can finish with what it observed
+        self.open = False  # in the meter's open calls, which Meter.close() finishes
         self._once = [True]  # popped by the one finish() that wins: list.pop is atomic, no lock to allocate
 
     @property

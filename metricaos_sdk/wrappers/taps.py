@@ -38,24 +38,41 @@ _CR = ord("\r")
 
 
 class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    __slots__ = ("_call", "_decoder", "_ended", "_finalizer", "_inner")
+    __slots__ = ("_armed", "_call", "_decoder", "_ended", "_inner")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None) -> None:
         self._inner = inner
         self._call = call
         self._decoder = decoder
         self._ended = False
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._armed = False
 
     def arm(self) -> None:
-        """Install as a live stream: finish the call as cancelled if the tap is garbage-collected unread
-        or unclosed (an abandoned stream), or at exit. The finalizer holds the call, never the tap."""
-        self._finalizer = weakref.finalize(self, _abandon, self._call)
+        """Install as a live stream: the call is finished as cancelled, with what was observed so far, if
+        the tap is garbage-collected before its body ended or was closed (an abandoned stream), or by
+        :meth:`Meter.close` (at exit) while it is still open."""
+        self._armed = True
+        call = self._call
+        call.tap = weakref.ref(self)
+        if not call.open:
+            call.meter._track_open(call)
 
     def _disarm(self) -> None:
         self._ended = True
-        if self._finalizer is not None:
-            self._finalizer.detach()
+        self._armed = False
+
+    def __del__(self) -> None:
+        # Finished here rather than by a weakref callback: the garbage collector runs those first, before
+        # the tap's state (text received, events seen) could be read for the estimate.
+        if self._armed:
+            try:
+                self.abandon()
+            except Exception:  # never raise from a finalizer
+                log.exception("metricaos_sdk: could not record an abandoned stream")
+
+    def abandon(self) -> None:
+        """The reader left without ending or closing the body: finish the call as cancelled."""
+        self._finish_closed()
 
     # -- shared logic -------------------------------------------------------------------------------
     def _feed(self, chunk: bytes) -> bytes:
@@ -140,13 +157,6 @@ class _Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
             await self._inner.aclose()
         finally:
             self._finish_closed()
-
-
-def _abandon(call: MeteredCall) -> None:
-    try:
-        call.meter._finish_abandoned(call)
-    except Exception:  # never raise from a finalizer
-        log.exception("metricaos_sdk: could not record an abandoned stream")
 
 
 class JSONTap(_Tap):
