@@ -111,13 +111,22 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _error_name(error: Any, fallback: str) -> str:
+    """What an error object in a stream is called: its ``code``, else its ``type``."""
+    if isinstance(error, Mapping):
+        return _text(error.get("code")) or _text(error.get("type")) or fallback
+    return fallback
+
+
 class _StreamTotals:
     """The running totals every stream state keeps (see ``providers.base.StreamState``)."""
 
-    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done")
+    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done", "error_type")
+    partial: Usage | None = None  # no counts arrive before the usage does (Anthropic's message_start does)
 
     def __init__(self, injected: bool) -> None:
         self.done = False
+        self.error_type: str | None = None  # set with done when the provider ends the stream with an error
         self.usage: Usage | None = None
         self.problem: str | None = None
         self.model: str | None = None
@@ -139,6 +148,10 @@ class ChatStreamState(_StreamTotals):
         self.injected = injected
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
+        if data.get("error"):  # the SDK raises APIError on this chunk: the stream failed
+            self.error_type = _error_name(data["error"], "error")
+            self.done = True
+            return False
         self.model = self.model or _text(data.get("model"))
         self.response_id = self.response_id or _text(data.get("id"))
         self.service_tier = _text(data.get("service_tier")) or self.service_tier
@@ -161,11 +174,18 @@ class ResponsesStreamState(_StreamTotals):
     _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
+        kind = data.get("type")
+        if kind == "error":  # the stream ends on an error event, with no response object
+            self.error_type = _error_name(data, "error")
+            self.done = True
+            return False
         response = data.get("response")
         if not isinstance(response, Mapping):
             return False
-        if data.get("type") in self._TERMINAL:
+        if kind in self._TERMINAL:
             self.done = True
+            if kind == "response.failed":
+                self.error_type = _error_name(response.get("error"), "response_failed")
         self.response_id = _text(response.get("id")) or self.response_id
         self.model = _text(response.get("model")) or self.model
         self.service_tier = _text(response.get("service_tier")) or self.service_tier
@@ -209,13 +229,15 @@ CHAT_TEXT = re.compile(rb'"(?:content|refusal|arguments|reasoning_content)":' + 
 COMPLETION_TEXT = re.compile(rb'"text":' + _STRING)
 DELTA_TEXT = re.compile(rb'"delta":' + _STRING)
 
+# A chunk of an error, which the SDK raises as APIError (OpenAI writes compact JSON).
+_CHAT_ERROR = (b'data: {"error"',)
 CHAT = Endpoint("openai", "chat_completion", _body_usage(chat_usage), ChatStreamState, injects_stream_usage=True,
-                terminal_event=b"data: [DONE]", text_pattern=CHAT_TEXT)
+                terminal_event=b"data: [DONE]", text_pattern=CHAT_TEXT, watched_events=_CHAT_ERROR)
 COMPLETIONS = Endpoint("openai", "completion", _body_usage(chat_usage), ChatStreamState, injects_stream_usage=True,
-                       terminal_event=b"data: [DONE]", text_pattern=COMPLETION_TEXT)
+                       terminal_event=b"data: [DONE]", text_pattern=COMPLETION_TEXT, watched_events=_CHAT_ERROR)
 # Responses report usage in ``response.completed`` unasked: never add stream_options there.
 RESPONSES = Endpoint("openai", "response", _body_usage(responses_usage), ResponsesStreamState,
-                     text_pattern=DELTA_TEXT)
+                     text_pattern=DELTA_TEXT, watched_events=(b"event: error", b"event: response.failed"))
 RESPONSES_COMPACT = Endpoint("openai", "response_compaction", _body_usage(responses_usage))
 EMBEDDINGS = Endpoint("openai", "embedding", _body_usage(embeddings_usage))
 IMAGE_GENERATIONS = Endpoint("openai", "image_generation", _body_usage(image_usage), EventUsageStreamState)
