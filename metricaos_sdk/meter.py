@@ -282,9 +282,11 @@ class Meter:
     def _finish_abandoned(self, call: MeteredCall) -> None:
         tap = call.tap() if call.tap is not None else None
         if tap is not None:
-            tap.abandon()  # with what its body showed so far: text received, counts of a cut stream
-        else:
-            call.finish(status="cancelled")
+            try:
+                tap.abandon()  # with what its body showed so far: text received, counts of a cut stream
+            except Exception:
+                self._fault("could not finish an abandoned stream from what it showed; recorded without it")
+        call.finish(status="cancelled")  # a no-op once the tap has finished it
 
     def _finish_call(self, call: MeteredCall, *, status: str, usage: Usage | None, problem: str | None,
                      model: str | None, response_id: str | None, service_tier: str | None,
