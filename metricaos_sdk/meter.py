@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from ._fork import renew_after_fork
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
 from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
@@ -109,6 +110,7 @@ class Meter:
         self._open_calls: set[MeteredCall] = set()
         self._refused_usage_request: set[str] = set()  # base URLs that answered 400 to stream_options
         self._lock = threading.Lock()
+        renew_after_fork(self, _lock=threading.Lock, _open_calls=set)  # the parent's open calls are its own
         self._closed = False
         atexit.register(_close_at_exit, weakref.ref(self))
 

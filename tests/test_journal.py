@@ -142,6 +142,37 @@ def test_a_segment_that_cannot_be_opened_at_rotation_leaves_the_full_one_retired
     assert list((tmp_path / "j").glob("*.jsonl")) == []
 
 
+def test_a_segment_is_never_visible_to_recovery_before_it_is_locked(tmp_path, monkeypatch):
+    # Made as *.jsonl then locked, a new segment could be found unlocked by a process starting up, taken for
+    # a dead writer's and deleted: its lines then went into a file that no longer existed.
+    seen = []
+    real_flock = journal_module.fcntl.flock
+
+    def recover_before_the_lock(fd, operation):
+        if not seen:  # the new segment's own lock is about to be taken: another process starts up now
+            seen.append(None)
+            seen[0] = recovered(tmp_path / "j")
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", recover_before_the_lock)
+    journal = Journal(tmp_path / "j")
+    journal.append(lines(1), last_seq=1)
+    assert seen == [[]] and journal.current.path.exists()
+    die(journal)
+    assert recovered(tmp_path / "j") == [lines(1)]
+
+
+def test_a_dead_processs_half_made_segment_is_cleared_once_stale(tmp_path):
+    directory = tmp_path / "j"
+    directory.mkdir()
+    stale, fresh = directory / "1-dead-0.creating", directory / "2-live-0.creating"
+    stale.write_bytes(bytes(64))
+    fresh.write_bytes(bytes(64))
+    os.utime(stale, (0, 0))
+    assert recovered(directory) == []
+    assert list(directory.iterdir()) == [fresh]  # possibly being made right now
+
+
 def test_without_fallocate_the_zeros_are_written(tmp_path, monkeypatch):
     monkeypatch.setattr(Journal, "SEGMENT_BYTES", 3 * 1024 * 1024 + 5)
     monkeypatch.delattr(journal_module.os, "posix_fallocate", raising=False)

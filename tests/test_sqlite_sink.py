@@ -17,6 +17,7 @@ import pytest
 import sqlite_utils
 
 from metricaos_sdk import SQLiteSink, UsageEvent
+from metricaos_sdk.sinks import sqlite as sink_module
 from metricaos_sdk.storage.migrations import migrations
 from metricaos_sdk.storage.rows import EVENT_COLUMNS
 
@@ -182,6 +183,144 @@ def test_a_forked_child_records_its_own_events_and_leaves_the_parents_alone(db_p
     assert sorted(e.customer_id for e in sink.events()) == ["child", "parent-1", "parent-2"]
     sink.close()
     assert list(Path(f"{db_path}-metricaos-journal").glob("*.jsonl")) == []
+
+
+def test_a_child_forked_while_another_thread_holds_the_locks_records_its_calls(db_path, router):
+    # fork() copies a lock as it was: one held by another of the parent's threads (the writer committing,
+    # a quota check) stayed held forever in the child, whose next call or commit then waited for good.
+    import threading
+
+    import openai
+
+    from metricaos_sdk import Meter
+    from tests.fake_openai import FakeOpenAI
+
+    FakeOpenAI().mount(router)
+    meter = Meter(db_path)
+    meter.set_quota("cus_fork", tokens=1_000_000)
+    client = meter.wrap(openai.OpenAI(api_key="sk-test"))
+    locks = [meter.sink.database.lock, meter.quota_store._lock, meter._quotas._lock, meter._lock]
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        for lock in locks:
+            lock.acquire()
+        held.set()
+        release.wait()
+        for lock in reversed(locks):
+            lock.release()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)  # a deadlocked child dies of SIGALRM rather than hang the test run
+        code = 1
+        try:
+            with meter.context(customer_id="cus_fork"):
+                client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}])
+            meter.close()
+            code = 0
+        finally:
+            os._exit(code)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [e.customer_id for e in meter.events()] == ["cus_fork"]
+    meter.close()
+
+
+def test_a_forked_child_lets_go_of_the_parents_journal_segments(db_path):
+    # The child's copies of the parent's segment descriptors kept the parent's locks alive: after a kill -9
+    # of the parent, its segment looked live, and went unrecovered, for as long as the child ran.
+    sink = SQLiteSink(db_path)
+    sink.write([make_event(customer_id="parent")])
+    segment = sink._journal.current
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        alive = os.path.exists(f"/proc/self/fd/{segment.fd}") and os.readlink(f"/proc/self/fd/{segment.fd}") == str(segment.path)
+        os.write(write, b"1" if alive else b"0")
+        os._exit(0)
+    os.close(write)
+    inherited = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert inherited == b"0"
+    sink.close()
+
+
+def test_a_writer_that_could_not_start_is_started_by_the_next_write(db_path, monkeypatch):
+    # A writer that could not be started used to stay "started" for good: nothing was committed again, the
+    # first event was never journaled, and close() raised.
+    import threading
+
+    sink = SQLiteSink(db_path)
+    real_start = threading.Thread.start
+
+    def no_thread(thread):
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    first, second = make_event(), make_event()
+    with pytest.raises(RuntimeError):
+        sink.write([first])
+    assert sink._thread is None
+    sink.write([second])
+    assert {e.id for e in sink.events()} == {first.id, second.id}
+    sink.close()
+    assert sink._thread is None and list(sink.journal_dir.glob("*.jsonl")) == []
+
+
+def test_a_write_while_the_writer_stops_is_committed_not_stranded(db_path):
+    # A write landing after the writer decided to exit but before close() cleared it found a writer
+    # "running" and started none: it stayed queued, uncommitted, with nobody to commit it.
+    sink = SQLiteSink(db_path, batch_delay=0)
+    exiting, resume = __import__("threading").Event(), __import__("threading").Event()
+    real_discard = sink_module._discard
+
+    def slow_final_discard(segments):
+        if segments and sink._journal.current is None:  # the stopping writer's last segment: it is leaving
+            exiting.set()
+            resume.wait(5)
+        real_discard(segments)
+
+    sink_module._discard = slow_final_discard
+    try:
+        sink.write([make_event()])
+        sink.flush()
+        closer = __import__("threading").Thread(target=sink._stop_writer)
+        closer.start()
+        assert exiting.wait(5)
+        late = make_event()
+        sink.write([late])  # the writer is on its way out
+        resume.set()
+        closer.join()
+        with sink._cond:  # whatever is queued has a writer to commit it, without anyone calling flush()
+            assert not sink._queue or sink._thread is not None
+        assert late.id in {e.id for e in sink.events()}
+    finally:
+        sink_module._discard = real_discard
+        sink.close()
+
+
+def test_journal_lines_of_another_shape_are_set_aside_and_the_rest_recovered(db_path, caplog):
+    # A line of a version with another number of fields (or no row at all) made every Meter() raise.
+    good = make_event()
+    journal_dir = Path(f"{db_path}-metricaos-journal")
+    journal_dir.mkdir()
+    from metricaos_sdk.storage.rows import event_to_line
+
+    line = event_to_line(good)
+    short = json.dumps(json.loads(line)[:-1]).encode()
+    (journal_dir / "1-dead-0.jsonl").write_bytes(b"\n".join([short, b'{"id": "x"}', line]) + b"\n")
+    sink = SQLiteSink(db_path)
+    assert [e.id for e in sink.events()] == [good.id]
+    assert sink.rejected_path.read_bytes().splitlines() == [short, b'{"id": "x"}']
+    sink.close()
 
 
 @pytest.mark.parametrize("cost", ["0", "1.234E-7", "0.00065280000", "123456789.123456789"])

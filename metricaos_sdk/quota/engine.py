@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .._fork import renew_after_fork
 from ..errors import QuotaExceeded, QuotaUnavailable, RateLimited
 from ..reports import LimitStatus
 from .alerts import QuotaAlert
@@ -81,6 +82,8 @@ class QuotaEngine:
         self._fired: set[tuple[str, str]] = set()
         self._per_call: dict[CreditRule, int] = {}
         self._lock = threading.Lock()
+        # The parent's reservations are the parent's to settle: a child closing would release them.
+        renew_after_fork(self, _lock=threading.Lock, _tickets=dict)
 
     # -- settings cache -----------------------------------------------------------------------------
     def invalidate(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..events import UsageEvent
 from ..storage.database import Database
-from ..storage.journal import Journal, recover_segments
+from ..storage.journal import Journal, Segment, recover_segments
 from ..storage.rows import EVENT_COLUMNS, event_to_line, line_to_row, row_to_event
 
 __all__ = ["SQLiteSink"]
@@ -90,16 +90,23 @@ class SQLiteSink:
             # still commits them (only a crash before then loses them), and flush() is not left waiting
             # for lines that were counted but never queued.
             self._queue.extend(lines)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="metricaos-sqlite-writer", daemon=True)
-                self._thread.start()
-            elif self._writer_waiting:
-                self._cond.notify_all()
             try:
                 self._journal.append(lines, self._written)
             except OSError as exc:
                 raise OSError(exc.errno, f"could not journal {len(lines)} event(s) in {self.journal_dir} "
                               f"({exc.strerror or exc}); they are queued for SQLite but would not survive a crash") from exc
+            finally:
+                self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """Start a writer if none is running (a writer clears ``_thread`` itself as it exits, so there is
+        never a second one), else wake it if it sleeps. Called holding ``_cond``."""
+        if self._thread is None:
+            thread = threading.Thread(target=self._run, name="metricaos-sqlite-writer", daemon=True)
+            thread.start()  # may raise (no thread to be had): the lines stay queued and journaled meanwhile
+            self._thread = thread
+        elif self._writer_waiting:
+            self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every event written so far is committed (or ``timeout`` seconds pass)."""
@@ -107,8 +114,10 @@ class SQLiteSink:
         with self._cond:
             target = self._written
             self._urgent = True
+            if self._queue and self._thread is None:
+                self._wake_writer()  # the last writer stopped, or could not be started
             self._cond.notify_all()
-            while self._committed < target and self._thread is not None and self._thread.is_alive():
+            while self._committed < target and self._thread is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.warning("metricaos_sdk: SQLite flush timed out; %d events stay in the journal",
@@ -152,6 +161,21 @@ class SQLiteSink:
 
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._write_batches()
+        finally:
+            with self._cond:
+                if self._thread is threading.current_thread():  # it stopped on an unexpected error
+                    self._retire()
+
+    def _retire(self) -> None:
+        """The writer is leaving: from now on write() and flush() start a new one. Called holding ``_cond``,
+        in the same hold as the decision to leave, so no write can land in between and be left queued."""
+        self._thread = None
+        self._stopping = False
+        self._cond.notify_all()
+
+    def _write_batches(self) -> None:
         backoff = 0.05
         while True:
             with self._cond:
@@ -161,6 +185,7 @@ class SQLiteSink:
                     self._writer_waiting = False
                 if not self._queue:  # stopping, everything committed: a clean stop leaves no journal
                     done = self._journal.committed(self._committed, final=True)
+                    self._retire()
                     break
                 urgent = self._urgent or self._stopping
             if not urgent:
@@ -177,6 +202,7 @@ class SQLiteSink:
                 with self._cond:
                     self._queue[:0] = batch
                     if self._stopping:
+                        self._retire()
                         return  # the journal keeps them for the next process
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -187,10 +213,8 @@ class SQLiteSink:
                 done = self._journal.committed(written, final=stopping and not self._queue)
                 self._committed = written
                 self._cond.notify_all()
-            for segment in done:
-                segment.discard()
-        for segment in done:
-            segment.discard()
+            _discard(done)
+        _discard(done)
 
     def _commit(self, lines: Sequence[bytes]) -> None:
         """Insert the batch in one transaction. A row SQLite can never take (a value it cannot store, a line
@@ -233,14 +257,23 @@ class SQLiteSink:
             self._cond.notify_all()
             thread = self._thread
         thread.join(timeout=30)
-        with self._cond:
-            self._thread = None
-            self._stopping = False
+        if thread.is_alive():  # it clears _thread itself once its queue is empty: never a second writer
+            log.warning("metricaos_sdk: the SQLite writer is still committing after 30 s; what it has not "
+                        "committed stays in the journal")
+
+
+def _discard(segments: list[Segment]) -> None:
+    for segment in segments:
+        try:
+            segment.discard()
+        except OSError:
+            log.exception("metricaos_sdk: could not delete the committed journal segment %s", segment.path)
 
 
 def _reset_in_child(ref: weakref.ref[SQLiteSink]) -> None:
     sink = ref()
     if sink is not None:
+        sink._journal.close_inherited()  # the parent's segments: its descriptors, and so its locks, are its own
         sink._reset_process_state()
 
 

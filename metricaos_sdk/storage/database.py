@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .._fork import renew_after_fork
 from .migrations import migrations
 
 __all__ = ["Database", "immediate_transaction"]
@@ -45,6 +46,7 @@ class Database:
         self.path = Path(path)
         self.durable = durable
         self.lock = threading.RLock()
+        renew_after_fork(self, lock=threading.RLock)  # the connection is reopened by pid (connection())
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         self.connection()  # open and migrate now: a bad path fails at construction, not at the first call

@@ -24,6 +24,7 @@ import json
 import logging
 import mmap
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -33,6 +34,8 @@ except ImportError:  # pragma: no cover - Windows: no cross-process recovery, ow
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Journal", "Segment", "recover_segments"]
+
+_CREATING = ".creating"  # a segment being made; it holds no line yet
 
 log = logging.getLogger("metricaos_sdk")
 
@@ -46,14 +49,18 @@ class Segment:
         self.offset = 0
         self.last_seq = 0  # the writer's sequence number of the last row appended here
         self.map: mmap.mmap | None = None
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        # Made under a name recovery does not read, and renamed once locked: a process starting up must
+        # never find it unlocked, take it for a dead writer's and delete it.
+        creating = path.with_suffix(_CREATING)
+        self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             if fcntl is not None:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _allocate(self.fd, size)
+            os.rename(creating, path)
         except BaseException:
             os.close(self.fd)
-            path.unlink(missing_ok=True)
+            creating.unlink(missing_ok=True)
             raise
         try:
             self.map = mmap.mmap(self.fd, size)
@@ -71,6 +78,14 @@ class Segment:
         else:
             _write_at(self.fd, data, self.offset)
         self.offset = end
+
+    def close_inherited(self) -> None:
+        """In a forked child: drop the mapping and descriptor inherited from the parent. The ``flock`` stays
+        the parent's (it goes only when every descriptor of the file is closed), so a dead parent's
+        segment is not mistaken for a live one's while the child runs."""
+        if self.map is not None:
+            self.map.close()
+        os.close(self.fd)
 
     def discard(self) -> None:
         """Delete the file (its rows are committed), then release the lock."""
@@ -135,6 +150,12 @@ class Journal:
         current.append(data)
         current.last_seq = last_seq
 
+    def close_inherited(self) -> None:
+        """In a forked child: close every segment inherited from the parent (see ``Segment.close_inherited``)."""
+        for segment in [*self.retired, *([self.current] if self.current is not None else [])]:
+            segment.close_inherited()
+        self.retired, self.current = [], None
+
     def committed(self, seq: int, *, final: bool = False) -> list[Segment]:
         """Detach the segments whose rows are all committed up to ``seq`` (``final``: the current one too);
         the caller discards them outside its lock."""
@@ -151,6 +172,8 @@ def recover_segments(directory: Path) -> Iterator[list[bytes]]:
     caller has consumed its rows (i.e. when the generator resumes)."""
     if not directory.is_dir():
         return
+    for path in directory.glob(f"*{_CREATING}"):  # a dead process's half-made segment: never held a line
+        _delete_if_stale(path)
     for path in sorted(directory.glob("*.jsonl")):
         try:
             fd = os.open(path, os.O_RDWR)
@@ -178,3 +201,13 @@ def recover_segments(directory: Path) -> Iterator[list[bytes]]:
             path.unlink(missing_ok=True)
         finally:
             os.close(fd)
+
+
+def _delete_if_stale(path: Path) -> None:
+    """Delete a half-made segment left for a minute: making one takes milliseconds, and until it is
+    locked, a lock cannot tell a live maker from a dead one."""
+    try:
+        if time.time() - path.stat().st_mtime > 60:
+            path.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass

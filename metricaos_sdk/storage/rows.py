@@ -71,6 +71,8 @@ def line_to_row(line: bytes | str) -> list[Any]:
     """A journal line back to column values as SQLite stores them: the timestamp as ``isoformat()`` writes it
     (``+00:00``, not ``Z``: stored timestamps compare as text), ``tags`` as sorted JSON text."""
     row: list[Any] = from_json(line)
+    if type(row) is not list or len(row) != len(EVENT_COLUMNS):  # another version's line, or not one at all
+        raise ValueError(f"a journal line must be a JSON array of {len(EVENT_COLUMNS)} values, not {str(line[:40])}…")
     timestamp = row[_I_TIMESTAMP]
     if timestamp[-1:] == "Z":  # lines of earlier versions carry +00:00 already
         row[_I_TIMESTAMP] = timestamp[:-1] + "+00:00"

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
+from ..._fork import renew_after_fork
 from ...storage.database import Database, immediate_transaction
 from ..reservations import Bucket, Demand, Reserved, Settled, plan_reservation, plan_settlement
 
@@ -35,6 +36,7 @@ class SQLiteQuotaStore:
         self.database = database if isinstance(database, Database) else Database(database)
         self.timeout = timeout
         self._lock = threading.Lock()
+        renew_after_fork(self, _lock=threading.Lock)
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         self._sql: dict[int, tuple[str, str]] = {}
