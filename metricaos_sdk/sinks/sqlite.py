@@ -114,8 +114,13 @@ class SQLiteSink:
         with self._cond:
             target = self._written
             self._urgent = True
-            if self._queue and self._thread is None:
-                self._wake_writer()  # the last writer stopped, or could not be started
+            if self._queue and self._thread is None:  # the last writer stopped, or could not be started
+                try:
+                    self._wake_writer()
+                except RuntimeError:
+                    log.warning("metricaos_sdk: no thread to commit %d events with; they stay in the journal",
+                                len(self._queue))
+                    return
             self._cond.notify_all()
             while self._committed < target and self._thread is not None:
                 left = deadline - time.monotonic()
