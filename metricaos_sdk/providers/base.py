@@ -66,15 +66,14 @@ class StreamState(Protocol):
     service_tier: str | None
     done: bool
     """Set when the terminal event was seen: the response is complete even if the reader stops early."""
+    error_type: str | None
+    """Set with ``done`` when the provider ended the stream with an error; the call finishes as ``error``."""
+    partial: Usage | None
+    """Counts that arrived before the final usage did (Anthropic's ``message_start``); a stream cut short
+    keeps them and estimates only the output."""
 
     def on_event(self, name: str | None, data: Mapping[str, Any], *, first: bool) -> bool:
         """Fold one parsed event in; return True to hide it from the caller (the injected usage chunk)."""
-
-    # A state may also have (the taps read them with getattr, so the OpenAI states need not):
-    #   error_type: str | None  — set with ``done`` when the provider ended the stream with an error event;
-    #                             the call then finishes as ``status="error"``.
-    #   partial: Usage | None   — counts that arrived before the final usage did (Anthropic's
-    #                             ``message_start``); a stream cut short keeps them and estimates only output.
 
 
 @dataclass(frozen=True, slots=True)

@@ -328,7 +328,7 @@ class SSETap(_Tap):
         here and closes, which must not count as abandonment."""
         if not self._ended:
             self._disarm()
-            error_type = getattr(self._state, "error_type", None)
+            error_type = self._state.error_type
             self._finish_partial("error" if error_type else "ok", error_type)
 
     def _end(self) -> bytes:
@@ -357,7 +357,7 @@ class SSETap(_Tap):
             service_tier=state.service_tier,
             content_chunks=self._chunks if self._content is not None else max(self._events - 1, 0),
             error_type=error_type,
-            partial=getattr(state, "partial", None),
+            partial=state.partial,
         )
 
 
