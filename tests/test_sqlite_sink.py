@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -188,8 +189,6 @@ def test_a_forked_child_records_its_own_events_and_leaves_the_parents_alone(db_p
 def test_a_child_forked_while_another_thread_holds_the_locks_records_its_calls(db_path, router):
     # fork() copies a lock as it was: one held by another of the parent's threads (the writer committing,
     # a quota check) stayed held forever in the child, whose next call or commit then waited for good.
-    import threading
-
     import openai
 
     from metricaos_sdk import Meter
@@ -256,8 +255,6 @@ def test_a_forked_child_lets_go_of_the_parents_journal_segments(db_path):
 def test_a_writer_that_could_not_start_is_started_by_the_next_write(db_path, monkeypatch):
     # A writer that could not be started used to stay "started" for good: nothing was committed again, the
     # first event was never journaled, and close() raised.
-    import threading
-
     sink = SQLiteSink(db_path)
     real_start = threading.Thread.start
 
@@ -280,7 +277,7 @@ def test_a_write_while_the_writer_stops_is_committed_not_stranded(db_path):
     # A write landing after the writer decided to exit but before close() cleared it found a writer
     # "running" and started none: it stayed queued, uncommitted, with nobody to commit it.
     sink = SQLiteSink(db_path, batch_delay=0)
-    exiting, resume = __import__("threading").Event(), __import__("threading").Event()
+    exiting, resume = threading.Event(), threading.Event()
     real_discard = sink_module._discard
 
     def slow_final_discard(segments):
@@ -293,7 +290,7 @@ def test_a_write_while_the_writer_stops_is_committed_not_stranded(db_path):
     try:
         sink.write([make_event()])
         sink.flush()
-        closer = __import__("threading").Thread(target=sink._stop_writer)
+        closer = threading.Thread(target=sink._stop_writer)
         closer.start()
         assert exiting.wait(5)
         late = make_event()
