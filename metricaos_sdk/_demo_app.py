@@ -33,7 +33,13 @@ QUESTIONS = [
 @dataclass
 class DemoResult:
     calls: int = 0
-    refused: list[str] = field(default_factory=list)
+    refusals: dict[str, list[str]] = field(default_factory=dict)
+    """Each refused call's QuotaExceeded message, by customer."""
+
+    @property
+    def refused(self) -> list[str]:
+        """Every refusal's message, in the order they happened."""
+        return [message for messages in self.refusals.values() for message in messages]
 
 
 def run_demo(meter: Meter) -> DemoResult:
@@ -76,7 +82,7 @@ def run_demo(meter: Meter) -> DemoResult:
                     asyncio.run(draft_reply(question))
                     result.calls += 1
                 except QuotaExceeded as exc:
-                    result.refused.append(str(exc))
+                    result.refusals.setdefault(customer, []).append(str(exc))
                     break
     meter.flush()
     return result

@@ -20,6 +20,8 @@ import math
 from datetime import datetime
 from decimal import Decimal
 
+from .formatting import count, quantity, usd, usd_per_call
+
 __all__ = ["ConfigurationError", "MetricaOSError", "QuotaExceeded", "QuotaUnavailable", "RateLimited", "UnpricedModel"]
 
 
@@ -49,8 +51,11 @@ class QuotaUnavailable(MetricaOSError):
     the LLM request was not sent. With the default (fail open) calls are allowed and the fault is logged."""
 
 
-def _fmt(value: int | Decimal) -> str:
-    return f"{value:,}"  # 2,000 credits; Decimal keeps its digits (0.0006528 USD)
+def _amount(unit: str, value: int | Decimal, *, per_call: bool = False) -> str:
+    """An amount in a quota unit, by the rule of :mod:`metricaos_sdk.formatting`."""
+    if unit == "cost_usd":
+        return usd_per_call(value) if per_call else usd(value)
+    return quantity(value)
 
 
 class QuotaExceeded(MetricaOSError):
@@ -58,7 +63,13 @@ class QuotaExceeded(MetricaOSError):
 
     Carries the numbers, so an application can show them or a support agent can read ``str(exc)``
     to the customer. ``used`` is settled usage; ``reserved`` is held by the customer's calls still in
-    flight; ``requested`` is this call's estimate (what did not fit).
+    flight; ``requested`` is this call's estimate (what did not fit). ``requested_output_tokens`` is the
+    part of that estimate held for the call's output, in tokens (its ``max_tokens``, or
+    ``MeterConfig.quota_output_tokens`` when it sets none; 0 when the estimate does not depend on the
+    output; None when not known).
+
+    When settled usage alone is under the limit — the request is refused because of what its estimate and
+    the calls in flight hold — the message says so and how to make the request fit.
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class QuotaExceeded(MetricaOSError):
         requested: int | Decimal = 0,
         plan: str | None = None,
         feature: str | None = None,
+        requested_output_tokens: int | None = None,
     ) -> None:
         self.customer_id = customer_id
         self.unit = unit
@@ -85,6 +97,7 @@ class QuotaExceeded(MetricaOSError):
         self.requested = requested
         self.plan = plan
         self.feature = feature
+        self.requested_output_tokens = requested_output_tokens
         super().__init__(self.message)
 
     @property
@@ -93,18 +106,63 @@ class QuotaExceeded(MetricaOSError):
         return max(self.limit - self.used - self.reserved, 0)
 
     @property
+    def _held_back(self) -> bool:
+        """Whether the refusal comes from what is held rather than what is used: settled usage alone is
+        under the limit, but usage + calls in flight + this request's estimate is over it."""
+        return self.used < self.limit and self.requested > self.remaining
+
+    @property
     def message(self) -> str:
         """A sentence a support agent can read to the customer."""
-        unit = "USD" if self.unit == "cost_usd" else self.unit
+        why = self._why_it_does_not_fit() if self._held_back else self._needs()
+        return self._usage_so_far() + why + self._resets()
+
+    def _plain_message(self) -> str:
+        """The message without the reasons a held-back request gives (what RateLimited builds on)."""
+        return self._usage_so_far() + self._needs() + self._resets()
+
+    def _usage_so_far(self) -> str:
+        label = "" if self.unit == "cost_usd" else f" {self.unit}"
         scope = f" for {self.feature}" if self.feature else ""
         plan = f" on the {self.plan} plan" if self.plan else ""
-        text = (f"Customer {self.customer_id} has used {_fmt(self.used)} of {_fmt(self.limit)} {unit}{scope} "
-                f"this {self.period}{plan}")
+        text = (f"Customer {self.customer_id} has used {_amount(self.unit, self.used)} of "
+                f"{_amount(self.unit, self.limit)}{label}{scope} this {self.period}{plan}")
         if self.reserved:
-            text += f", and calls in progress hold {_fmt(self.reserved)} more"
-        if self.requested:
-            text += f"; this request needs about {_fmt(self.requested)}"
-        return text + f". The allowance resets at {self.resets_at.isoformat()}."
+            text += f", and calls in progress hold {_amount(self.unit, self.reserved)} more"
+        return text
+
+    def _needs(self) -> str:
+        return f"; this request needs about {_amount(self.unit, self.requested, per_call=True)}" if self.requested else ""
+
+    def _resets(self) -> str:
+        return f". The allowance resets at {self.resets_at.isoformat()}."
+
+    def _why_it_does_not_fit(self) -> str:
+        unit, left, out = self.unit, self.remaining, self.requested_output_tokens
+        text = self._needs()
+        fixes = []
+        if not left:
+            text += ", and calls in progress hold the rest"
+        else:
+            text += f", more than the {_amount(unit, left, per_call=True)} left"
+            if unit == "requests" or out == 0:
+                pass  # an exact estimate (one request, a per-call price): nothing in the request makes it smaller
+            elif out is None:
+                text += (", because it reserves room for its whole output (its max_tokens, or the meter's default "
+                         "when it sets none)")
+                fixes.append("pass a smaller max_tokens")
+            elif unit != "tokens":
+                text += f", because it reserves room for about {count(out)} output tokens"
+                fixes.append("pass a smaller max_tokens")
+            elif (fit := left - (self.requested - out)) > 0:
+                text += f", because it reserves about {count(out)} tokens for its output"
+                fixes.append(f"pass max_tokens of {quantity(fit)} or less")
+            else:
+                text += f", even without the {count(out)} tokens it reserves for its output"
+                fixes.append("shorten the request")
+        if self.reserved:
+            fixes.append("retry when they finish" if not left else "retry when the calls in progress finish")
+        return text + (": " + ", or ".join(fixes) if fixes else "")
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         # Keyword-only __init__: teach pickle (multiprocessing, task queues) to rebuild it.
@@ -123,17 +181,18 @@ class RateLimited(QuotaExceeded):
 
     @property
     def message(self) -> str:
-        unit = "USD" if self.unit == "cost_usd" else self.unit
         if self.period in ("second", "minute", "hour"):
-            text = (f"Customer {self.customer_id} has used {_fmt(self.used + self.reserved)} of the "
-                    f"{_fmt(self.limit)} {unit} allowed per {self.period}")
+            label = "" if self.unit == "cost_usd" else f" {self.unit}"
+            text = (f"Customer {self.customer_id} has used {_amount(self.unit, self.used + self.reserved)} of the "
+                    f"{_amount(self.unit, self.limit)}{label} allowed per {self.period}")
             if self.requested:
-                text += f"; this request needs about {_fmt(self.requested)}"
+                text += f"; this request needs about {_amount(self.unit, self.requested, per_call=True)}"
             return text + f". Retry in {math.ceil(self.retry_after)} s."
-        return super().message.rstrip(".") + f"; retry in {math.ceil(self.retry_after)} s."
+        return self._plain_message().rstrip(".") + f"; retry in {math.ceil(self.retry_after)} s."
 
 
-_FIELDS = ("customer_id", "unit", "limit", "used", "period", "resets_at", "reserved", "requested", "plan", "feature")
+_FIELDS = ("customer_id", "unit", "limit", "used", "period", "resets_at", "reserved", "requested", "plan", "feature",
+           "requested_output_tokens")
 
 
 def _rebuild(cls: type[QuotaExceeded], state: dict) -> QuotaExceeded:  # type: ignore[type-arg]

@@ -9,20 +9,12 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from .events import UsageEvent
+from .formatting import cost, count, plural, quantity, usd, usd_per_call
 
-__all__ = ["LimitStatus", "Totals", "UsageSummary", "summarize"]
+__all__ = ["LimitStatus", "Totals", "UsageSummary", "combine", "summarize", "totals_text"]
 
 Number = int | Decimal
 
-
-
-def usd(amount: Decimal) -> str:
-    """An exact amount for display: no exponent, no trailing zeros (``$0.0016987``)."""
-    return "$" + (format(amount.normalize(), "f") if amount else "0")
-
-
-def _calls(n: int) -> str:
-    return f"{n} call" if n == 1 else f"{n} calls"
 
 class Totals(BaseModel):
     """Billable usage of a group of calls."""
@@ -137,22 +129,63 @@ class UsageSummary(BaseModel):
         return self.totals.credits
 
     def __str__(self) -> str:
+        """The summary as text (numbers by the rule of :mod:`metricaos_sdk.formatting`): a header, one line
+        per limit, one per feature and per model, and the total."""
         plan = f" on {self.plan}" if self.plan else ""
         lines = [f"{self.customer_id}{plan} — {self.period} {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"]
-        for lim in self.limits:
-            scope = f" ({lim.feature})" if lim.feature else ""
-            held = f", {lim.reserved} held" if lim.reserved else ""
-            over = f", {lim.overage} over" if lim.overage else ""
-            lines.append(f"  limit {lim.unit}{scope}: used {lim.used} of {lim.limit}{held}{over}, {lim.remaining} left, "
-                         f"resets {lim.resets_at:%Y-%m-%d %H:%M} UTC")
-        t = self.totals
-        credits = f", {t.credits} credits" if t.credits else ""
-        lines.append(f"  {_calls(t.requests)}, {t.total_tokens} tokens ({t.input_tokens} in, {t.output_tokens} out), "
-                     f"{usd(t.cost_usd)}{credits}")
-        for title, groups in (("feature", self.by_feature), ("model", self.by_model)):
-            for name, g in groups.items():
-                lines.append(f"  by {title} {name}: {_calls(g.requests)}, {g.total_tokens} tokens, {usd(g.cost_usd)}")
+        lines += [f"  {_limit_text(lim)}" for lim in self.limits]
+        for name, g in self.by_feature.items():
+            lines.append(f"  by feature {name}: {totals_text(g, split=False)}")
+        for name, g in self.by_model.items():
+            lines.append(f"  by model {name}: {totals_text(g, split=False, per_call=True)}")
+        lines.append(f"  total: {totals_text(self.totals)}")
         return "\n".join(lines)
+
+
+def totals_text(t: Totals, *, split: bool = True, per_call: bool = False) -> str:
+    """``18 calls, 759 tokens (327 in, 432 out), cost $0.01 + 2 unpriced calls, 50 credits``.
+
+    ``split=False`` leaves out the in/out split; ``per_call`` adds the average cost of a priced call.
+    Cached and reasoning tokens are shown (as parts of input and output) when there are any.
+    """
+    text = f"{plural(t.requests, 'call')}, {count(t.total_tokens)} tokens"
+    if split:
+        cached = f" incl. {count(t.cached_input_tokens)} cached" if t.cached_input_tokens else ""
+        reasoning = f" incl. {count(t.reasoning_tokens)} reasoning" if t.reasoning_tokens else ""
+        text += f" ({count(t.input_tokens)} in{cached}, {count(t.output_tokens)} out{reasoning})"
+    text += ", " + cost(t.cost_usd, t.unpriced_requests, t.requests)
+    priced = t.requests - t.unpriced_requests
+    if per_call and priced > 0:
+        text += f" ({usd_per_call(t.cost_usd / priced)} a call)"
+    if t.overage_cost_usd:
+        text += f", overage {usd(t.overage_cost_usd)}"
+    if t.credits:
+        text += f", {quantity(t.credits)} credits"
+    return text
+
+
+def _limit_text(lim: LimitStatus) -> str:
+    """``limit tokens: used 759 of 20,000, 19,241 left, resets 2027-01-01 00:00 UTC, projected 1,519 by then``."""
+    def amount(value: Number) -> str:
+        return usd(value) if lim.unit == "cost_usd" else quantity(value)
+
+    scope = ", ".join(part for part in (lim.feature, lim.mode if lim.mode != "hard" else None) if part)
+    granted = f" (incl. {amount(lim.granted)} granted)" if lim.granted else ""
+    held = f", {amount(lim.reserved)} held" if lim.reserved else ""
+    over = f", {amount(lim.overage)} over" if lim.overage else ""
+    projected = ""
+    if lim.projected is not None:
+        projected = f", projected {amount(lim.projected)} by then" + (" (over the limit)" if lim.projected > lim.limit else "")
+    return (f"limit {lim.unit}{f' ({scope})' if scope else ''}: used {amount(lim.used)} of {amount(lim.limit)}{granted}"
+            f"{held}{over}, {amount(lim.remaining)} left, resets {lim.resets_at:%Y-%m-%d %H:%M} UTC{projected}")
+
+
+def combine(groups: Iterable[Totals]) -> Totals:
+    """The exact sum of several totals (e.g. every customer's: a grand total)."""
+    out = Totals()
+    for t in groups:
+        out = Totals(**{name: getattr(out, name) + getattr(t, name) for name in Totals.model_fields})
+    return out
 
 
 def _add(totals: Totals, e: UsageEvent) -> Totals:

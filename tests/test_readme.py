@@ -40,7 +40,7 @@ def test_quick_start_runs_as_written(router, tmp_path, monkeypatch, capsys):
     script.write_text(quickstart_block())
     namespace = runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
-    assert "cus_123" in out and "used 1500 of 50000" in out
+    assert "cus_123" in out and "used 1,500 of 50,000" in out
     assert "gpt-4.1-mini-2025-04-14 1200 300 0.0006528" in out
     namespace["meter"].close()
     assert (tmp_path / "metricaos.db").exists()
