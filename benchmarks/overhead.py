@@ -32,7 +32,7 @@ import openai
 
 from metricaos_sdk import Meter
 from metricaos_sdk.testing import anthropic_stream_events, chat_chunk, chat_completion, sse
-from metricaos_sdk.wrappers import transport
+from metricaos_sdk.wrappers import hooks
 
 if TYPE_CHECKING:
     import anthropic
@@ -203,7 +203,7 @@ def _no_finish(call, **outcome) -> None:
 # a renamed internal fails loudly rather than measuring nothing): the overhead of a stage's row includes
 # every stage above it.
 STAGES = {
-    "hook only": "no call opened: the hook and transport pass the request through",
+    "hook only": "no call opened: the hooks pass the request through",
     "call opened and closed": "attribution, id, timestamp, quota check; the response is not read",
     "usage read": "the response body observed and its usage read; no event built",
     "event built and priced": "the UsageEvent built, priced and settled; a sink that drops it",
@@ -218,7 +218,7 @@ def metered_up_to(stage: str, handler, directory: Path) -> Iterator[openai.OpenA
         if stage == "hook only":
             cuts.enter_context(mock.patch.object(meter, "_begin_call", lambda *args, **kwargs: None))
         if stage == "call opened and closed":
-            cuts.enter_context(mock.patch.object(transport, "_tap_response", lambda call, response: response))
+            cuts.enter_context(mock.patch.object(hooks, "observe_response", lambda call, response, retries: None))
         if stage in ("call opened and closed", "usage read"):
             cuts.enter_context(mock.patch.object(meter, "_finish_call", _no_finish))
         client = meter.wrap(client_for(handler))  # after the cuts: the hook binds _begin_call when installed

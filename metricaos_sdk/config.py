@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .errors import ConfigurationError
+
 __all__ = ["MeterConfig"]
 
 
@@ -15,6 +17,16 @@ def _default_tiktoken_cache(environ: Mapping[str, str]) -> str:
     return environ.get("TIKTOKEN_CACHE_DIR") or environ.get("DATA_GYM_CACHE_DIR") or os.path.join(
         tempfile.gettempdir(), "data-gym-cache"
     )
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name}={text!r} is not a number of seconds: set it to a positive number, e.g. 0.05.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,10 @@ class MeterConfig:
     quota_fail_open: bool = True
     """When the quota store fails: ``True`` allows the call (and logs the fault), ``False`` refuses it with
     ``QuotaUnavailable`` (``METRICAOS_QUOTA_FAIL_OPEN=0``)."""
+    quota_timeout: float = 0.05
+    """How long a call waits on the quota store (a SQLite lock another process holds, a Redis round trip) before
+    ``quota_fail_open`` decides (``METRICAOS_QUOTA_TIMEOUT``, seconds). After a failure calls skip the store for a
+    back-off, then try it again; work off the call path (settings, reports, late settlements) waits longer."""
     quota_lease_seconds: float = 900.0
     """How long a reservation is held if its call never settles (its process died)."""
     quota_output_tokens: int = 256
@@ -59,5 +75,8 @@ class MeterConfig:
             "quota_url": env.get("METRICAOS_QUOTA_URL") or None,
             "quota_fail_open": env.get("METRICAOS_QUOTA_FAIL_OPEN", "").strip().lower() not in {"0", "false", "no"},
         }
+        timeout = env.get("METRICAOS_QUOTA_TIMEOUT", "").strip()
+        if timeout:
+            values["quota_timeout"] = _seconds("METRICAOS_QUOTA_TIMEOUT", timeout)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

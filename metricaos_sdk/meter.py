@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
-import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-from ._fork import renew_after_fork
+import httpx2
+
+from ._fork import close_at_exit, forget_at_exit, renew_after_fork
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
 from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
 from .event_builder import build_event, quote_call
 from .events import UsageEvent
+from .faults import Fault, log_fault, safe_url
+from .health import Health
 from .pricing import RateTable
 from .providers.openai import rejects_stream_options
 from .quota import (
@@ -31,19 +33,22 @@ from .quota import (
     SQLiteQuotaStore,
     period_bounds,
 )
+from .quota.periods import PERIODS
+from .quota.statuses import limit_statuses
 from .reports import UsageSummary, summarize
 from .sinks import EventQuery, Sink, SQLiteSink
 from .storage.database import Database
 from .usage import Usage
+from .worker import BackgroundWorker
 from .wrappers.call import MeteredCall
 from .wrappers.clients import SUPPORTED, ClientKind, client_kind
 from .wrappers.hooks import instrument
-from .wrappers.transport import install_transport
 
 __all__ = ["Meter"]
 
 log = logging.getLogger("metricaos_sdk")
 C = TypeVar("C")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Meter:
@@ -107,12 +112,17 @@ class Meter:
         """Assign plans and grant credits: ``meter.customers.assign("cus_1", "starter")``, ``.grant(...)``."""
         self.faults = 0
         """How many metering faults were logged and swallowed (never raised into a call)."""
+        self.last_fault: Fault | None = None
+        """The last of them: what failed, the exception's type (and message when it is ours), and when."""
         self._open_calls: set[MeteredCall] = set()
         self._refused_usage_request: set[str] = set()  # base URLs that answered 400 to stream_options
         self._lock = threading.Lock()
+        self._worker = BackgroundWorker("metricaos-meter", self._fault)
+        self._quotas.attach(self._worker)
         renew_after_fork(self, _lock=threading.Lock, _open_calls=set)  # the parent's open calls are its own
         self._closed = False
-        atexit.register(_close_at_exit, weakref.ref(self))
+        self._warned_closed = False
+        close_at_exit(self, Meter.close)
 
     # -- public API ---------------------------------------------------------------------------------
     def wrap(self, client: C) -> C:
@@ -128,7 +138,7 @@ class Meter:
         if not self.config.enabled:
             return client
         http_client = getattr(client, "_client", None)
-        if not install_transport(http_client):
+        if not isinstance(http_client, (httpx2.Client, httpx2.AsyncClient)):
             log.warning(
                 "metricaos_sdk: %s uses a %s HTTP client, not httpx2; it is left unmetered. "
                 "Pass an httpx2 client (or none) to meter it.", type(client).__name__, type(http_client).__name__,
@@ -142,41 +152,62 @@ class Meter:
         """Attribute every call inside a ``with`` / ``async with`` block (or a decorated function)."""
         return AttributionScope(Attribution(customer_id, user_id, workspace_id, feature, environment, dict(tags or {})))
 
+    @overload
+    def track(self, feature: F, /) -> F: ...
+
+    @overload
     def track(self, feature: str | None = None, *, customer_id: str | None = None, user_id: str | None = None,
-              workspace_id: str | None = None, environment: str | None = None, tags: Mapping[str, str] | None = None) -> AttributionScope:
-        """Decorator (``def`` and ``async def``) attributing the calls a function makes, usually to a feature."""
+              workspace_id: str | None = None, environment: str | None = None,
+              tags: Mapping[str, str] | None = None) -> AttributionScope: ...
+
+    def track(self, feature: str | Callable[..., Any] | None = None, *, customer_id: str | None = None,
+              user_id: str | None = None, workspace_id: str | None = None, environment: str | None = None,
+              tags: Mapping[str, str] | None = None) -> Any:
+        """Decorator (``def`` and ``async def``) attributing the calls a function makes, usually to a feature.
+
+        ``@meter.track(feature="summarize")`` names the feature; bare ``@meter.track`` names it after the function.
+        """
+        if callable(feature):  # used without parentheses: the argument is the decorated function
+            function = feature
+            return self.context(feature=getattr(function, "__name__", None))(function)
         return self.context(customer_id=customer_id, user_id=user_id, workspace_id=workspace_id, feature=feature,
                             environment=environment, tags=tags)
 
     def set_quota(self, customer_id: str, *, tokens: int | None = None, cost_usd: Decimal | int | str | None = None,
                   requests: int | None = None, period: str = "month") -> None:
-        """Set hard limits for ``customer_id`` per calendar ``period`` ("day" or "month", UTC).
+        """Set hard limits for ``customer_id`` per calendar ``period`` ("day", "month" or "year", UTC).
 
         Each unit given replaces that unit's previous limit; units not given are left as they were.
         When a limit is reached, the next call raises :class:`QuotaExceeded` before any request is sent.
         """
+        _check_customer(customer_id, "set_quota")
         if tokens is None and cost_usd is None and requests is None:
             raise ConfigurationError("set_quota() needs at least one of tokens=, cost_usd= or requests=.")
-        if isinstance(cost_usd, float):
-            raise ConfigurationError("cost_usd= must be a Decimal, int or str, not a float (money is never a binary float).")
-        limits = [("tokens", tokens), ("cost_usd", Decimal(cost_usd) if cost_usd is not None else None), ("requests", requests)]
+        limits = [("tokens", tokens), ("cost_usd", cost_usd), ("requests", requests)]
         quotas = [Quota(customer_id, unit, limit, period) for unit, limit in limits if limit is not None]  # type: ignore[arg-type]
         self.customers.set_limits(quotas)
 
     def remove_quota(self, customer_id: str) -> None:
         """Remove every limit of ``customer_id``."""
+        _check_customer(customer_id, "remove_quota")
         self.customers.remove_limits(customer_id)
 
     def usage(self, customer_id: str, *, period: str | None = None, now: datetime | None = None) -> UsageSummary:
         """The customer's usage in the current period (their plan's or first limit's, else the calendar month):
-        plan, allowance, used, reserved, remaining, overage, projected, and totals by feature, user, model, day."""
+        plan, allowance, used, reserved, remaining, overage, projected, and totals by feature, user, model, day.
+
+        ``period`` ("day", "month" or "year") asks for that calendar period instead."""
+        _check_customer(customer_id, "usage")
+        if period is not None and period not in PERIODS:
+            raise ConfigurationError(f"usage(period={period!r}) is not a period: use one of {', '.join(PERIODS)}.")
         now = now or datetime.now(timezone.utc)
-        policy, limits = self._quotas.limit_statuses(customer_id, now)
+        policy, limits = limit_statuses(self._quotas, customer_id, now)
         if period is None and limits and limits[0].period_start is not None:
             period, bounds = limits[0].period, (limits[0].period_start, limits[0].resets_at)
         else:
             period = period or "month"
             bounds = period_bounds(period, now)
+            limits = [lim for lim in limits if lim.period == period]  # the statuses of this period's limits only
         events = self.events(customer_id=customer_id, since=bounds[0], until=bounds[1])
         plan = policy.plan.name if policy is not None and policy.plan is not None else None
         return summarize(customer_id, period, bounds, events, limits, plan=plan)
@@ -186,24 +217,39 @@ class Meter:
         """Recorded events in time order (the sink must be readable: SQLite and memory sinks are)."""
         if not isinstance(self.sink, EventQuery):
             raise ConfigurationError(f"{type(self.sink).__name__} cannot read events back; query your collector instead.")
+        self._worker.drain()  # streams finished in the background (abandoned ones) are recorded first
         return list(self.sink.events(customer_id=customer_id, since=since, until=until, limit=limit))
 
     def flush(self) -> None:
-        """Deliver every recorded event (a no-op for the SQLite sink, whose writes are already committed)."""
+        """Record what the background still holds (abandoned streams, settlements waiting for the quota store),
+        then deliver every recorded event (for the SQLite sink: commit what is journaled)."""
+        self._worker.drain()
         self._guard(self.sink.flush)
 
     def close(self) -> None:
-        """Record streams still open as cancelled, flush and close the sink. Also runs at interpreter exit."""
+        """Record streams still open as cancelled, flush and close the sink. Also runs at interpreter exit.
+
+        Clients wrapped by a closed meter keep working, unmetered (a warning says so once)."""
         if self._closed:
             return
         for call in list(self._open_calls):
             self._finish_abandoned(call)
+        self._worker.stop()
         self._quotas.close()  # release reservations of calls cut off mid-flight (other threads at exit)
         self.flush()
         self._closed = True
+        forget_at_exit(self)
         self._guard(self.sink.close)
         if self._owns_quota_store:
             self._guard(self.quota_store.close)
+
+    def health(self) -> Health:
+        """What the meter holds and how it fared: faults, events not yet committed (and those held in memory only,
+        the journal being unavailable), open streams, and the quota store's state."""
+        sink_health = getattr(self.sink, "health", None)
+        sink = sink_health() if callable(sink_health) else {}
+        return Health(faults=self.faults, last_fault=self.last_fault, open_streams=len(self._open_calls),
+                      closed=self._closed, **sink, **self._quotas.health())
 
     def __enter__(self) -> Meter:
         return self
@@ -216,6 +262,12 @@ class Meter:
         """Before the SDK sends anything: None for unmetered paths; raises QuotaExceeded when exhausted."""
         endpoint = kind.endpoints.get(options.url)
         if endpoint is None or options.method.lower() != "post":
+            return None
+        if self._closed:
+            if not self._warned_closed:
+                self._warned_closed = True
+                log.warning("metricaos_sdk: a client of a closed meter made a call; it is not metered (nor are "
+                            "later ones): close the meter only when its clients are done")
             return None
         attribution = current_attribution()
         if attribution.environment is None and self.config.environment is not None:
@@ -269,7 +321,7 @@ class Meter:
             self._refused_usage_request.add(base_url)
             call.injected_usage = False
             log.warning("metricaos_sdk: %s refused stream_options.include_usage; its streams are sent as written "
-                        "and their usage is estimated", base_url)
+                        "and their usage is estimated", safe_url(base_url))
             return True
         except Exception:
             self._fault("could not handle a refused stream usage request")
@@ -320,14 +372,21 @@ class Meter:
             self._fault(f"{getattr(fn, '__qualname__', fn)} failed")
 
     def _fault(self, what: str) -> None:
+        """Count and log a metering fault (inside ``except``: the exception being handled is described)."""
         self.faults += 1
-        log.exception("metricaos_sdk: %s", what)
+        self.last_fault = log_fault(log, what)
+
+    def _defer(self, work: Callable[[], Any]) -> None:
+        """Run ``work`` on the background thread: what code that may run in a finalizer does instead of it."""
+        self._worker.put(work)
+
+    def _start_worker(self) -> None:
+        self._worker.start()
 
 
-def _close_at_exit(ref: weakref.ref[Meter]) -> None:
-    meter = ref()
-    if meter is not None:
-        meter.close()
+def _check_customer(customer_id: object, what: str) -> None:
+    if not isinstance(customer_id, str) or not customer_id:
+        raise ConfigurationError(f"{what}() needs a customer id (a non-empty str), got {customer_id!r}.")
 
 
 def _default_quota_store(config: MeterConfig, sink: Sink) -> QuotaStore:
@@ -336,9 +395,9 @@ def _default_quota_store(config: MeterConfig, sink: Sink) -> QuotaStore:
     if url and url.startswith(("redis://", "rediss://", "unix://")):
         from .quota.backends.redis import RedisQuotaStore
 
-        return RedisQuotaStore.from_url(url)
+        return RedisQuotaStore.from_url(url, timeout=config.quota_timeout)
     if url and url != "sqlite" and url != "memory":
         raise ConfigurationError(f"quota_url {url!r} is not understood: use redis://host:port/db, 'sqlite' or 'memory'.")
     if isinstance(sink, SQLiteSink) and url != "memory":
-        return SQLiteQuotaStore(sink.database)
+        return SQLiteQuotaStore(sink.database, timeout=config.quota_timeout)
     return InMemoryQuotaStore()

@@ -130,7 +130,7 @@ class MessageStreamState:
                 self.usage, self.problem = None, str(exc)
         elif kind == "message_stop":
             self.done = True
-        elif kind == "error":
+        if name == "error" or kind == "error":  # the SDK raises on an ``error`` event, whatever its data says
             error = data.get("error")
             kind = error.get("type") if isinstance(error, Mapping) else None
             self.error_type = kind if isinstance(kind, str) else "error"
@@ -147,9 +147,11 @@ MESSAGES = Endpoint(
     "message",
     _body_usage,
     MessageStreamState,
-    # message_stop and error carry no usage: name them so the tap parses them.
-    watched_events=(b"event: message_stop", b"event: error"),
-    content_event=b"event: content_block_delta",
+    parse_tokens=(b"usage",),
+    # The SDK acts on event names: it skips unnamed events and pings, and raises on ``error`` whatever its data.
+    named_events=True,
+    watched_names=(b"message_start", b"message_delta", b"message_stop", b"error"),
+    content_name=b"content_block_delta",
 )
 
 ENDPOINTS: dict[str, Endpoint] = {

@@ -88,14 +88,21 @@ class Endpoint:
     """Factory of the stream accumulator; its argument says whether we injected the usage request."""
     injects_stream_usage: bool = False
     """Whether a streamed request needs ``stream_options.include_usage`` to report usage (OpenAI chat)."""
-    terminal_event: bytes | None = None
-    """Raw start of the event that ends a stream without carrying usage (``data: [DONE]``)."""
+    terminal_data: bytes | None = None
+    """Start of the data of the event that ends a stream without carrying usage (``[DONE]``: the SDK stops
+    reading there)."""
+    parse_tokens: tuple[bytes, ...] = ()
+    """Substrings that make an event worth parsing (it may carry usage, an error or the end); the first event,
+    and any holding a ``\\u`` escape (which could spell any key), are parsed too. Other events are counted and
+    their text found without parsing them."""
+    named_events: bool = False
+    """The SDK acts on events by their ``event:`` name and skips those without one (and ``ping``): Anthropic."""
+    watched_names: tuple[bytes, ...] = ()
+    """Names of events to parse whatever their data holds (``message_stop``, ``error``)."""
+    content_name: bytes | None = None
+    """Name of the events that carry generated content, counted for output estimates and never parsed; None:
+    every event after the first counts."""
     text_pattern: re.Pattern[bytes] | None = None
-    """Finds the JSON-escaped text a raw SSE event delivers (its group 1), without parsing the event: the
+    """Finds the JSON-escaped text an event's data delivers (its group 1), without parsing the event: the
     output of a stream whose usage never arrives is then counted over that text (``OutputText``) rather
     than as one token per event."""
-    watched_events: tuple[bytes, ...] = ()
-    """Raw starts of events to parse besides the first and those carrying usage (``event: message_stop``)."""
-    content_event: bytes | None = None
-    """Raw start of the events that carry generated content, counted for output estimates; None: every
-    event after the first."""

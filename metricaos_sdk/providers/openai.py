@@ -221,29 +221,34 @@ def _body_usage(reader: Callable[[Any], Usage | None]) -> Callable[[Mapping[str,
     return lambda body: reader(body.get("usage"))
 
 
-# The JSON-escaped text a raw SSE event delivers, found without parsing the event (see OutputText): chat
-# content, refusals, tool-call arguments and the reasoning text some compatible servers stream ...
-_STRING = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
-CHAT_TEXT = re.compile(rb'"(?:content|refusal|arguments|reasoning_content)":' + _STRING)
+# The JSON-escaped text an event's data delivers, found without parsing the event (see OutputText), whatever
+# the spacing the server writes: chat content, refusals, tool-call arguments and the reasoning text some
+# compatible servers stream ...
+_STRING = rb'\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)"'
+CHAT_TEXT = re.compile(rb'"(?:content|refusal|arguments|reasoning_content|reasoning)"' + _STRING)
 # ... legacy completions' choice text, and the ``delta`` of Responses/transcription delta events.
-COMPLETION_TEXT = re.compile(rb'"text":' + _STRING)
-DELTA_TEXT = re.compile(rb'"delta":' + _STRING)
+COMPLETION_TEXT = re.compile(rb'"text"' + _STRING)
+DELTA_TEXT = re.compile(rb'"delta"' + _STRING)
 
-# A chunk of an error, which the SDK raises as APIError (OpenAI writes compact JSON).
-_CHAT_ERROR = (b'data: {"error"',)
+_CHAT_TOKENS = (b"usage", b"error")  # the SDK raises APIError on a chunk with an ``error``
 CHAT = Endpoint("openai", "chat_completion", _body_usage(chat_usage), ChatStreamState, injects_stream_usage=True,
-                terminal_event=b"data: [DONE]", text_pattern=CHAT_TEXT, watched_events=_CHAT_ERROR)
+                terminal_data=b"[DONE]", parse_tokens=_CHAT_TOKENS, text_pattern=CHAT_TEXT)
 COMPLETIONS = Endpoint("openai", "completion", _body_usage(chat_usage), ChatStreamState, injects_stream_usage=True,
-                       terminal_event=b"data: [DONE]", text_pattern=COMPLETION_TEXT, watched_events=_CHAT_ERROR)
+                       terminal_data=b"[DONE]", parse_tokens=_CHAT_TOKENS, text_pattern=COMPLETION_TEXT)
 # Responses report usage in ``response.completed`` unasked: never add stream_options there.
 RESPONSES = Endpoint("openai", "response", _body_usage(responses_usage), ResponsesStreamState,
-                     text_pattern=DELTA_TEXT, watched_events=(b"event: error", b"event: response.failed"))
+                     parse_tokens=(b"usage", b"error", b"response.completed", b"response.incomplete",
+                                   b"response.failed"),
+                     text_pattern=DELTA_TEXT)
 RESPONSES_COMPACT = Endpoint("openai", "response_compaction", _body_usage(responses_usage))
 EMBEDDINGS = Endpoint("openai", "embedding", _body_usage(embeddings_usage))
-IMAGE_GENERATIONS = Endpoint("openai", "image_generation", _body_usage(image_usage), EventUsageStreamState)
-IMAGE_EDITS = Endpoint("openai", "image_edit", _body_usage(image_usage), EventUsageStreamState)
+_EVENT_USAGE_TOKENS = (b"usage", b"completed", b"done")
+IMAGE_GENERATIONS = Endpoint("openai", "image_generation", _body_usage(image_usage), EventUsageStreamState,
+                             parse_tokens=_EVENT_USAGE_TOKENS)
+IMAGE_EDITS = Endpoint("openai", "image_edit", _body_usage(image_usage), EventUsageStreamState,
+                       parse_tokens=_EVENT_USAGE_TOKENS)
 TRANSCRIPTIONS = Endpoint("openai", "transcription", _body_usage(transcription_usage), EventUsageStreamState,
-                          text_pattern=DELTA_TEXT)
+                          parse_tokens=_EVENT_USAGE_TOKENS, text_pattern=DELTA_TEXT)
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/chat/completions": CHAT,

@@ -19,6 +19,7 @@ from .amounts import check_amount
 from .engine import QuotaEngine
 from .limits import Quota
 from .plans import Grant, Plan
+from .statuses import period_keys, seed
 
 __all__ = ["Customers", "Plans"]
 
@@ -45,7 +46,7 @@ class Plans:
         Customers on the plan get the new definition immediately; their usage so far this period counts.
         """
         plan = plan if isinstance(plan, Plan) else Plan(plan, **fields)
-        self._engine.store.put_config("plan", plan.name, plan.to_json())
+        self._engine.admin.put_config("plan", plan.name, plan.to_json())
         self._engine.invalidate()
         return plan
 
@@ -66,7 +67,7 @@ class Plans:
 
     def remove(self, name: str) -> None:
         """Delete a plan; its customers are left without one (unlimited unless they have their own limits)."""
-        self._engine.store.put_config("plan", name, None)
+        self._engine.admin.put_config("plan", name, None)
         self._engine.invalidate()
 
     def on_alert(self, callback: Callable[[QuotaAlert], Any]) -> Callable[[QuotaAlert], Any]:
@@ -83,15 +84,15 @@ class Customers:
         self._engine = engine
 
     def _doc(self, customer_id: str) -> dict[str, Any]:
-        text = self._engine.store.get_config("customer", customer_id)
+        text = self._engine.admin.get_config("customer", customer_id)
         return json.loads(text) if text else {}
 
     def _save(self, customer_id: str, doc: dict[str, Any]) -> None:
-        known = self._engine.period_keys(customer_id)
+        known = period_keys(self._engine, customer_id)
         empty = not doc.get("plan") and not doc.get("limits") and not doc.get("anchor")
-        self._engine.store.put_config("customer", customer_id, None if empty else json.dumps(doc, sort_keys=True))
+        self._engine.admin.put_config("customer", customer_id, None if empty else json.dumps(doc, sort_keys=True))
         self._engine.invalidate()
-        self._engine.seed(customer_id, known)  # a new limit counts the period's use so far
+        seed(self._engine, customer_id, known)  # a new limit counts the period's use so far
 
     def assign(self, customer_id: str, plan: str | Plan | None, *, anchor: datetime | date | None = None) -> None:
         """Put the customer on ``plan`` (a name, or a Plan, defined on the way); ``None`` removes the plan.
@@ -150,19 +151,19 @@ class Customers:
         grant = Grant(id=grant_id or new_event_id(), customer_id=customer_id,
                       amount=int(value) if unit in ("tokens", "requests") else value, unit=unit, kind=kind,
                       expires_at=_utc(expires_at, "expires_at"), granted_at=datetime.now(timezone.utc))
-        self._engine.store.put_config(f"grant:{customer_id}", grant.id, grant.to_json())
+        self._engine.admin.put_config(f"grant:{customer_id}", grant.id, grant.to_json())
         self._engine.invalidate()
         return grant
 
     def grants(self, customer_id: str, *, include_expired: bool = False) -> list[Grant]:
         """The customer's grants, expiring first."""
         now = datetime.now(timezone.utc)
-        grants = [Grant.from_json(d) for d in self._engine.store.list_config(f"grant:{customer_id}").values()]
+        grants = [Grant.from_json(d) for d in self._engine.admin.list_config(f"grant:{customer_id}").values()]
         if not include_expired:
             grants = [g for g in grants if g.expires_at is None or g.expires_at > now]
         return sorted(grants, key=lambda g: (g.expires_at is None, g.expires_at or now))
 
     def revoke(self, customer_id: str, grant_id: str) -> None:
         """Withdraw a grant (what was already drawn from it stays used)."""
-        self._engine.store.put_config(f"grant:{customer_id}", grant_id, None)
+        self._engine.admin.put_config(f"grant:{customer_id}", grant_id, None)
         self._engine.invalidate()

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._fork import renew_after_fork
 from ..errors import QuotaExceeded, QuotaUnavailable, RateLimited
-from ..reports import LimitStatus
+from ..faults import describe
 from .alerts import QuotaAlert
-from .amounts import SCALE, from_units, to_usage
+from .amounts import from_units, to_usage
 from .credits import CreditRule, CreditRules
 from .estimate import CallEstimate
-from .periods import period_bounds, rate_window
+from .outage import Breaker, Pending, Unsettled, demands_of
+from .periods import rate_window
 from .plans import Grant, Plan
 from .policy import LimitSpec, Policy, RateSpec, compile_policy
 from .reservations import Balance, Bucket, Demand
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..config import MeterConfig
     from ..events import UsageEvent
     from ..pricing import RateTable
+    from ..worker import BackgroundWorker
     from ..wrappers.call import MeteredCall
     from .backends.base import QuotaStore
 
@@ -54,9 +56,12 @@ class _Line:
 
 @dataclass(slots=True)
 class _Ticket:
-    policy: Policy
+    policy: Policy | None
     lines: list[_Line]
     feature: str | None
+    epoch: float
+    reserved: bool = True
+    """False: the call was allowed without a reservation (the store did not answer); it is still settled."""
 
 
 class QuotaEngine:
@@ -65,6 +70,10 @@ class QuotaEngine:
     def __init__(self, store: QuotaStore, *, config: MeterConfig, rates: RateTable, credits: CreditRules,
                  fault: Callable[[str], None]) -> None:
         self.store = store
+        """The store as the call path uses it: every operation bounded by ``config.quota_timeout``."""
+        patient = getattr(store, "patient", None)
+        self.admin: QuotaStore = patient() if callable(patient) else store
+        """The same store for work that may wait (settings, reports, settlements retried in the background)."""
         self.config = config
         self.rates = rates
         self.credits = credits
@@ -82,8 +91,19 @@ class QuotaEngine:
         self._fired: set[tuple[str, str]] = set()
         self._per_call: dict[CreditRule, int] = {}
         self._lock = threading.Lock()
+        self._breaker = Breaker()
+        self._pending = Pending()
+        self._worker: BackgroundWorker | None = None
         # The parent's reservations are the parent's to settle: a child closing would release them.
-        renew_after_fork(self, _lock=threading.Lock, _tickets=dict)
+        renew_after_fork(self, _lock=threading.Lock, _tickets=dict, _pending=Pending)
+
+    def attach(self, worker: BackgroundWorker) -> None:
+        """Retry settlements that wait for the store on ``worker``'s thread."""
+        self._worker = worker
+        worker.every(self.retry_pending)
+
+    def health(self) -> dict[str, Any]:
+        return {"quota_store_available": self._breaker.available, "quota_settlements_pending": len(self._pending)}
 
     # -- settings cache -----------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -99,7 +119,17 @@ class QuotaEngine:
             if now < self._check_at:
                 return
             writes = self._writes
-            version = self.store.config_version()
+            if not self._breaker.allows():
+                return  # the store just failed: keep the settings we have
+            try:
+                version = self.store.config_version()
+            except Exception:
+                self._breaker.failed()
+                if self._version is None:
+                    raise  # nothing cached to go on with
+                self._check_at = now + self.config.quota_refresh_seconds
+                self._fault("could not check the quota settings for changes; the cached ones stay in force")
+                return
             if version != self._version:
                 self._plans = {name: Plan.from_json(doc) for name, doc in self.store.list_config("plan").items()}
                 self._policies = {}
@@ -135,37 +165,66 @@ class QuotaEngine:
 
     # -- before the call ----------------------------------------------------------------------------
     def begin(self, call: MeteredCall) -> None:
-        """Reserve the call's estimate, or raise QuotaExceeded / RateLimited (/ QuotaUnavailable). Nothing else."""
+        """Reserve the call's estimate, or raise QuotaExceeded / RateLimited (/ QuotaUnavailable). Nothing else.
+
+        Waits on the store at most ``config.quota_timeout``; past it, or while the breaker is open, the call is
+        allowed without a reservation (its usage is settled once the store answers) or refused, as configured."""
         attribution = call.attribution
         customer_id = attribution.customer_id
         if customer_id is None or not self.counts(attribution.environment):
             return
+        epoch = time.time()
+        if not self._breaker.allows():
+            self._unavailable(call, epoch, None)
+            return
+        policy = None
+        lines: list[_Line] = []
         try:
             policy = self.policy(customer_id)
             if policy is None:
                 return
-            lines = self._lines(policy, call, time.time())
+            lines = self._lines(policy, call, epoch)
             if not lines:
                 return
             outcome = self.store.reserve(customer_id, call.id, [ln.demand for ln in lines],
                                          self.config.quota_lease_seconds)
         except Exception as exc:
-            self._store_failed("quota reservation failed", exc)
+            self._breaker.failed()
+            self._fault("quota reservation failed" + ("; the call is allowed and settled when the store answers"
+                                                      if self.config.quota_fail_open else "; the call is refused"))
+            self._unavailable(call, epoch, exc, policy, lines)
             return
+        self._breaker.succeeded()
         if not outcome.ok:
             line = lines[outcome.failed]  # type: ignore[index]
-            raise self._refusal(policy, line, outcome.balances[outcome.failed])  # type: ignore[index]
-        self._tickets[call.id] = _Ticket(policy, lines, attribution.feature)
+            raise self._refusal(policy, line, outcome.balances[outcome.failed], call)  # type: ignore[index]
+        self._tickets[call.id] = _Ticket(policy, lines, attribution.feature, epoch)
         for line, bal in zip(lines, outcome.balances, strict=True):
             spec = line.spec
             if isinstance(spec, LimitSpec) and spec.mode == "soft" and bal.used + bal.reserved + line.demand.amount > bal.limit:
                 self._alert(policy, line, bal, 1.0)
 
-    def _store_failed(self, what: str, exc: Exception) -> None:
-        self._fault(what + ("; the call is allowed" if self.config.quota_fail_open else "; the call is refused"))
+    def _unavailable(self, call: MeteredCall, epoch: float, exc: Exception | None, policy: Policy | None = None,
+                     lines: list[_Line] | None = None) -> None:
+        """The store cannot reserve for ``call``: refuse it (fail closed), or let it go unreserved, its limits
+        taken from the cached settings when they are there (else worked out when the store answers)."""
         if not self.config.quota_fail_open:
-            raise QuotaUnavailable(f"The quota store is unavailable ({type(exc).__name__}: {exc}); "
-                                   "the request was not sent.") from exc
+            reason = f" ({describe(exc)})" if exc is not None else " (it failed moments ago)"
+            raise QuotaUnavailable(f"The quota store is unavailable{reason}; the request was not sent. Retry "
+                                   "later, or set MeterConfig(quota_fail_open=True) to allow calls meanwhile.") from None
+        customer_id = call.attribution.customer_id
+        assert customer_id is not None
+        if policy is None:
+            cached = self._policies.get(customer_id, _MISSING)
+            if cached is None:
+                return  # known to have no limits
+            if cached is not _MISSING:
+                policy = cached
+                try:
+                    lines = self._lines(policy, call, epoch)
+                except Exception:
+                    lines = []
+        self._tickets[call.id] = _Ticket(policy, lines or [], call.attribution.feature, epoch, reserved=False)
 
     def _lines(self, policy: Policy, call: MeteredCall, epoch: float) -> list[_Line]:
         feature = call.attribution.feature
@@ -184,7 +243,7 @@ class QuotaEngine:
                                datetime.fromtimestamp(ws, timezone.utc), datetime.fromtimestamp(we, timezone.utc)))
         return lines
 
-    def _refusal(self, policy: Policy, line: _Line, bal: Balance) -> QuotaExceeded:
+    def _refusal(self, policy: Policy, line: _Line, bal: Balance, call: MeteredCall) -> QuotaExceeded:
         spec = line.spec
         unit = spec.unit
         numbers: dict[str, Any] = dict(
@@ -192,6 +251,7 @@ class QuotaEngine:
             used=from_units(unit, bal.used), reserved=from_units(unit, bal.reserved),
             requested=from_units(unit, line.demand.amount), resets_at=line.end,
             plan=policy.plan.name if policy.plan is not None and getattr(spec, "source", "plan") == "plan" else None,
+            requested_output_tokens=self._output_held(call, unit),
         )
         now = datetime.now(timezone.utc)
         if isinstance(spec, RateSpec):
@@ -203,10 +263,21 @@ class QuotaEngine:
             return RateLimited(retry_after=wait, **numbers)
         return QuotaExceeded(**numbers)
 
+    def _output_held(self, call: MeteredCall, unit: str) -> int:
+        """The output tokens inside a refused call's estimate of ``unit`` (what a smaller ``max_tokens`` frees):
+        none for requests and per-call credits, whose estimates do not depend on the output."""
+        if unit == "requests":
+            return 0
+        if unit == "credits":
+            found = self.credits.get(call.attribution.feature)
+            if found is None or found[0].per_call is not None:
+                return 0
+        return CallEstimate(self, call).tokens()[1]
+
     # -- after the call -----------------------------------------------------------------------------
     def finish(self, call: MeteredCall, event: UsageEvent | None) -> UsageEvent | None:
         """Settle (billable), release (not billable) or settle at the estimate (no event); add credits and
-        overage to the event. Never raises."""
+        overage to the event. Never raises; a settlement the store does not take in time waits (``outage.py``)."""
         ticket = self._tickets.pop(call.id, None)
         if ticket is None and not self.credits:
             return event
@@ -221,7 +292,8 @@ class QuotaEngine:
                     updates.update(credits=credits, credit_rule=name)
             if ticket is not None:
                 if event is not None and not event.billable:
-                    self.store.release(ticket.policy.customer_id, call.id)
+                    if ticket.reserved:
+                        self._release(ticket, call.id)
                 else:
                     self._settle(call, ticket, event, updates)
             return _updated(event, updates) if updates and event is not None else event
@@ -229,15 +301,39 @@ class QuotaEngine:
             self._fault("quota settlement failed; the reservation lapses with its lease")
             return event
 
+    def _release(self, ticket: _Ticket, call_id: str) -> None:
+        customer_id = ticket.policy.customer_id if ticket.policy is not None else None
+        if customer_id is None or not self._breaker.allows():
+            return  # nothing held, or the store is down: the reservation lapses with its lease
+        try:
+            self.store.release(customer_id, call_id)
+        except Exception:
+            self._breaker.failed()
+            self._fault("could not release a reservation; it lapses with its lease")
+
     def _settle(self, call: MeteredCall, ticket: _Ticket, event: UsageEvent | None, updates: dict[str, Any]) -> None:
+        customer_id = call.attribution.customer_id
+        assert customer_id is not None
         if event is None:  # the event could not be built: charge the estimate rather than nothing
+            actual = {ln.spec.unit: ln.demand.amount for ln in ticket.lines}
             demands = [ln.demand for ln in ticket.lines]
         else:
             actual = {"requests": 1, "tokens": event.total_tokens, "cost_usd": to_usage("cost_usd", event.cost_usd),
                       "credits": to_usage("credits", updates.get("credits"))}
             demands = [replace(ln.demand, amount=actual[ln.spec.unit]) for ln in ticket.lines]
         policy = ticket.policy
-        settled = self.store.settle(policy.customer_id, call.id, demands)
+        if policy is None or not ticket.reserved or not self._breaker.allows():
+            self._wait(Unsettled(customer_id, call.id, demands if policy is not None else None, ticket.epoch,
+                                 ticket.feature, actual))
+            return
+        try:
+            settled = self.store.settle(policy.customer_id, call.id, demands)
+        except Exception:
+            self._breaker.failed()
+            self._fault("quota settlement timed out; it is retried in the background")
+            self._wait(Unsettled(customer_id, call.id, demands, ticket.epoch, ticket.feature, actual))
+            return
+        self._breaker.succeeded()
         overage = Decimal(0)
         price: Decimal | None = None
         for line, bal, over in zip(ticket.lines, settled.balances, settled.overflow, strict=True):
@@ -253,6 +349,21 @@ class QuotaEngine:
                     self._alert(policy, line, bal, threshold)
         if overage:
             updates.update(overage=overage, overage_cost_usd=overage * price if price is not None else None)
+
+    # -- settlements that wait for the store --------------------------------------------------------
+    def _wait(self, item: Unsettled) -> None:
+        self._pending.add(item)
+        if self._worker is not None:
+            self._worker.start()
+            self._worker.poke()
+
+    def retry_pending(self) -> bool:
+        """Settle what waits for the store, oldest first, through the patient store; True while some still
+        waits. Run by the worker thread (and by ``flush()``/``close()``)."""
+        done = self._pending.retry(self.admin.settle, lambda item: demands_of(self.policy(item.customer_id), item))
+        if done:
+            self._breaker.succeeded()
+        return bool(self._pending)
 
     def _alert(self, policy: Policy, line: _Line, bal: Balance, threshold: float) -> None:
         spec = line.spec
@@ -283,85 +394,21 @@ class QuotaEngine:
     def abandon(self, call: MeteredCall) -> None:
         """The call will not be sent after all: release its reservation. Never raises."""
         ticket = self._tickets.pop(call.id, None)
-        if ticket is not None:
-            try:
-                self.store.release(ticket.policy.customer_id, call.id)
-            except Exception:
-                self._fault("could not release a reservation; it lapses with its lease")
+        if ticket is not None and ticket.reserved:
+            self._release(ticket, call.id)
 
     def close(self) -> None:
-        """Release every reservation this meter still holds (calls cut off by interpreter exit)."""
+        """Settle what waits for the store if it answers now, and release every reservation this meter still
+        holds (calls cut off by interpreter exit)."""
+        if self.retry_pending():
+            self._fault(f"{len(self._pending)} quota settlement(s) could not reach the store before close; the "
+                        "counters miss them")
         for call_id, ticket in list(self._tickets.items()):
-            if self._tickets.pop(call_id, None) is not None:
+            if self._tickets.pop(call_id, None) is not None and ticket.reserved and ticket.policy is not None:
                 try:
-                    self.store.release(ticket.policy.customer_id, call_id)
+                    self.admin.release(ticket.policy.customer_id, call_id)
                 except Exception:
                     self._fault("could not release a reservation at close; it lapses with its lease")
-
-    # -- a limit that starts mid-period -------------------------------------------------------------
-    def period_keys(self, customer_id: str) -> set[str]:
-        """The current period bucket of each of the customer's limits."""
-        policy = self.policy(customer_id)
-        if policy is None:
-            return set()
-        epoch = time.time()
-        return {w[2][w[3]].key for w in (policy.window(i, epoch) for i in range(len(policy.limits)))}
-
-    def seed(self, customer_id: str, known: set[str]) -> None:
-        """Count the period's earlier billable events into limits that did not exist before (keys not in
-        ``known``): a limit set on the 20th sees the month's use so far. Counters only move by settlement,
-        so without this they would start at zero. Once per bucket across processes. Never raises."""
-        policy = self.policy(customer_id)
-        if policy is None or self.history is None:
-            return
-        try:
-            epoch = time.time()
-            for index, spec in enumerate(policy.limits):
-                start, end, buckets, overflow = policy.window(index, epoch)
-                main = buckets[overflow]
-                if main.key in known or not self.store.mark_once(customer_id, f"seed:{main.key}", main.expires_at):
-                    continue
-                events = [e for e in self.history(customer_id, start, end)
-                          if e.billable and (spec.feature is None or e.feature == spec.feature)]
-                amount = {"requests": len(events), "tokens": sum(e.total_tokens for e in events),
-                          "cost_usd": to_usage("cost_usd", sum((e.cost_usd or 0 for e in events), Decimal(0))),
-                          "credits": to_usage("credits", sum((e.credits or 0 for e in events), Decimal(0)))}[spec.unit]
-                if amount:
-                    self.store.settle(customer_id, f"seed:{main.key}", [Demand(amount, (main,), False)])
-        except Exception:
-            self._fault("could not count the period's earlier usage into a new limit")
-
-    # -- reporting ----------------------------------------------------------------------------------
-    def limit_statuses(self, customer_id: str, now: datetime) -> tuple[Policy | None, list[LimitStatus]]:
-        """Every allowance of the customer as the store counts it now: main limits first, credits first."""
-        policy = self.policy(customer_id)
-        if policy is None:
-            return None, []
-        epoch = now.timestamp()
-        rows = []
-        for spec in policy.limits:
-            start, end = period_bounds(spec.period, now, policy.bounds_anchor(spec))
-            buckets, overflow = policy.buckets(spec, start, end, epoch)
-            rows.append((spec, start, end, buckets, overflow))
-        balances = self.store.balances(customer_id, [b for r in rows for b in r[3]])
-        out = []
-        for spec, start, end, buckets, overflow in rows:
-            used = sum(balances[b.key][0] for b in buckets)
-            reserved = sum(balances[b.key][1] for b in buckets)
-            limit = sum(b.limit for b in buckets)
-            elapsed = max((now - start).total_seconds(), 1.0)
-            u = spec.unit
-            projected = int(used * (end - start).total_seconds() / elapsed) // SCALE[u] * SCALE[u]  # whole units
-            out.append(LimitStatus(
-                unit=u, period=spec.period, limit=from_units(u, limit), used=from_units(u, used),
-                remaining=from_units(u, max(limit - used - reserved, 0)), resets_at=end, period_start=start,
-                reserved=from_units(u, reserved), overage=from_units(u, max(used - limit, 0)),
-                projected=from_units(u, projected), feature=spec.feature, mode=spec.mode, source=spec.source,
-                granted=from_units(u, limit - buckets[overflow].limit),
-            ))
-        order = {"credits": 0, "tokens": 1, "cost_usd": 2, "requests": 3}
-        out.sort(key=lambda s: (s.feature is not None, s.source != "plan", order.get(s.unit, 9)))
-        return policy, out
 
     @property
     def held(self) -> int:

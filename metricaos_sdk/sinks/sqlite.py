@@ -8,7 +8,6 @@ appended to the journal and queued for the writer, which parses and inserts a ba
 
 from __future__ import annotations
 
-import atexit
 import functools
 import itertools
 import logging
@@ -16,12 +15,12 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .._fork import close_at_exit, forget_at_exit, in_forked_child
 from ..events import UsageEvent
 from ..storage.database import Database
 from ..storage.journal import Journal, Segment, recover_segments
@@ -65,9 +64,8 @@ class SQLiteSink:
         for rows in recover_segments(self.journal_dir):  # events of processes that died before committing
             self._commit(rows)
             log.info("metricaos_sdk: recovered %d events from a journal left by a stopped process", len(rows))
-        atexit.register(_stop_at_exit, weakref.ref(self))
-        if hasattr(os, "register_at_fork"):  # the parent's queue, writer and locks stay the parent's
-            os.register_at_fork(after_in_child=functools.partial(_reset_in_child, weakref.ref(self)))
+        close_at_exit(self, SQLiteSink._stop_writer)
+        in_forked_child(self, _reset_in_child)  # the parent's queue, writer and locks stay the parent's
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
@@ -133,6 +131,7 @@ class SQLiteSink:
     def close(self) -> None:
         self._stop_writer()
         self.database.close()
+        forget_at_exit(self)
 
     # -- reading ------------------------------------------------------------------------------------
     def events(
@@ -275,14 +274,6 @@ def _discard(segments: list[Segment]) -> None:
             log.exception("metricaos_sdk: could not delete the committed journal segment %s", segment.path)
 
 
-def _reset_in_child(ref: weakref.ref[SQLiteSink]) -> None:
-    sink = ref()
-    if sink is not None:
-        sink._journal.close_inherited()  # the parent's segments: its descriptors, and so its locks, are its own
-        sink._reset_process_state()
-
-
-def _stop_at_exit(ref: weakref.ref[SQLiteSink]) -> None:
-    sink = ref()
-    if sink is not None:
-        sink._stop_writer()
+def _reset_in_child(sink: SQLiteSink) -> None:
+    sink._journal.close_inherited()  # the parent's segments: its descriptors, and so its locks, are its own
+    sink._reset_process_state()

@@ -1,12 +1,11 @@
 """MeteredCall: one logical LLM call, from the pre-call check to the event, across the SDK's retries.
 
-The method-level hook (``hooks.py``) creates it around the provider SDK's ``request()`` and publishes it in
-a ContextVar; the transport tap (``transport.py``) finds it there for each HTTP attempt. Only a 2xx attempt
-is observed for usage; failed attempts only count in ``attempts``. A 2xx whose body fails to arrive while
-the SDK is still inside ``request()`` is a failed attempt too: the SDK retries it like a dropped
-connection, and the next attempt, or the hook when the SDK gives up, finishes the call. Whatever happens —
-body read, stream ended, closed, abandoned, failed, or the SDK raised — ``finish`` runs exactly once and
-writes exactly one event.
+The hook around the provider SDK's ``request()`` (``hooks.py``) creates it and publishes it in a ContextVar;
+the hook around ``_process_response()`` finds it there and observes the response the SDK goes on to read
+(``observe.py``). A body the SDK already read is parsed at once and the call finishes when ``request()``
+returns (``ok``) or raises (``error``: the SDK could not use the answer, although the provider sent it); a body
+still to be read is a tap's to finish. Whatever happens — body read, stream ended, closed, abandoned, failed,
+or the SDK raised — ``finish`` runs exactly once and writes exactly one event.
 """
 
 from __future__ import annotations
@@ -20,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import Attribution
 from ..events import new_event_id
-from ..providers.base import Endpoint
+from ..providers.base import Endpoint, InvalidUsage
 from ..usage import Usage
+from ..worker import in_finalizer_context
 
 if TYPE_CHECKING:
     from ..meter import Meter
 
-__all__ = ["MeteredCall", "current_call", "failure_status"]
+__all__ = ["MeteredCall", "attempts_of", "current_call", "failure_status", "service_tier"]
 
 current_call: contextvars.ContextVar[MeteredCall | None] = contextvars.ContextVar("metricaos_call", default=None)
 
@@ -41,12 +41,13 @@ class MeteredCall:
         "attribution",
         "body",
         "deployment",
+        "earlier_attempts",
         "endpoint",
         "http_status",
         "id",
-        "in_request",
         "injected_usage",
         "meter",
+        "observed",
         "open",
         "path",
         "provider",
@@ -81,9 +82,10 @@ class MeteredCall:
         self._t0 = time.perf_counter()
         self.id = new_event_id()
         self.attempts = 0
+        self.earlier_attempts = 0  # of a request() the hook sent again (a refused stream_options)
         self.http_status: int | None = None
         self.injected_usage = False
-        self.in_request = False  # the hook is inside the SDK's request(), which may still retry
+        self.observed: dict[str, Any] | None = None  # what a body the SDK already read said (see observe_body)
         self.deployment = deployment
         self.tapped = False
         self.tap: weakref.ref[Any] | None = None  # the armed body tap, which can finish with what it observed
@@ -112,6 +114,12 @@ class MeteredCall:
 
         ``partial``: counts that arrived although ``usage`` did not (a stream cut short after Anthropic's
         ``message_start``): kept as they are, with only the output estimated."""
+        if in_finalizer_context():  # a garbage collection runs on this thread: record from the worker
+            self.meter._defer(lambda: self.finish(status=status, usage=usage, problem=problem, model=model,
+                                                  response_id=response_id, service_tier=service_tier,
+                                                  content_chunks=content_chunks, error_type=error_type,
+                                                  output_estimate=output_estimate, partial=partial))
+            return
         try:
             self._once.pop()
         except IndexError:
@@ -132,14 +140,83 @@ class MeteredCall:
             output_estimate=output_estimate,
         )
 
+    def observe_body(self, data: dict[str, Any]) -> None:
+        """Keep what a body the SDK already read says (its top-level JSON fields); the hook finishes with it."""
+        try:
+            usage, problem = self.endpoint.usage_from_body(data), None
+        except InvalidUsage as exc:
+            usage, problem = None, str(exc)
+        self.observed = {"usage": usage, "problem": problem, "model": _text(data.get("model")),
+                         "response_id": _text(data.get("id")), "service_tier": service_tier(data)}
+
     def returned(self) -> None:
-        """``request()`` returned: if no body tap took the call over, finish it now (usage unknown)."""
+        """``request()`` returned: unless a body tap took the call over, finish it with what the body said."""
         if not self.tapped and self._once:
-            self.finish(status="ok", problem="the response body was not observed")
+            if self.observed is not None:
+                self.finish(status="ok", **self.observed)
+            else:
+                self.finish(status="ok", problem="the response body was not observed")
 
     def fail(self, exc: BaseException) -> None:
-        """The SDK raised out of ``request()``: an error event unless a 2xx body already finished the call."""
-        self.finish(status=failure_status(exc), error_type=type(exc).__name__)
+        """The SDK raised out of ``request()``: an error event (with the usage of a 2xx body it could not use)."""
+        if not self._once:
+            return
+        if self.observed is None:
+            self.http_status = _status_of(exc)
+            self.attempts = self.earlier_attempts + attempts_of(exc)
+            self.finish(status=failure_status(exc), error_type=type(exc).__name__)
+        else:
+            self.finish(status=failure_status(exc), error_type=type(exc).__name__, **self.observed)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def service_tier(data: Mapping[str, Any]) -> str | None:
+    """At the top level (OpenAI) or inside ``usage`` (Anthropic)."""
+    tier = data.get("service_tier")
+    usage = data.get("usage")
+    if tier is None and isinstance(usage, Mapping):
+        tier = usage.get("service_tier")
+    return tier if isinstance(tier, str) else None
+
+
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status of the SDK's error (``APIStatusError.status_code``); for a connection error, the status of
+    a response whose body broke off while httpx2 read it (the provider answered, and bills what it generated);
+    None when nothing answered."""
+    status = getattr(exc, "status_code", None)
+    if type(status) is int:
+        return status
+    return _broken_body_status(exc)
+
+
+def _broken_body_status(exc: BaseException) -> int | None:
+    """httpx2 reads a plain body inside ``Client.send``, whose frame holds the ``response`` being read when the
+    read fails: found in the traceback of the error the SDK wrapped (it never hands the response over)."""
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(3):
+        if cause is None:
+            return None
+        tb = cause.__traceback__
+        while tb is not None:
+            response = tb.tb_frame.f_locals.get("response")
+            if type(response).__name__ == "Response" and type(response).__module__.startswith("httpx2"):
+                status = getattr(response, "status_code", None)
+                return status if type(status) is int else None
+            tb = tb.tb_next
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def attempts_of(exc: BaseException) -> int:
+    """How many attempts the SDK made before raising: its last request carries ``x-stainless-retry-count``."""
+    try:
+        count = int(exc.request.headers.get("x-stainless-retry-count", "0"))  # type: ignore[attr-defined]
+    except Exception:
+        return 1
+    return count + 1 if count >= 0 else 1
 
 
 def failure_status(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ import logging
 import struct
 from typing import Any
 
+from ..faults import log_fault
 from .call import MeteredCall
 from .taps import SSETap
 
@@ -38,10 +39,11 @@ _HEADER_SIZES: dict[int, int | None] = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 6: N
 class EventStreamTap(SSETap):
     """An AWS event-stream body; keeps only the unfinished frame and the stream state."""
 
-    __slots__ = ()
+    __slots__ = ("_buffer",)
 
     def __init__(self, inner: Any, call: MeteredCall) -> None:
         super().__init__(inner, call, None, filtering=False)
+        self._buffer = b""
 
     def _feed(self, chunk: bytes) -> bytes:
         if self._broken:
@@ -58,7 +60,7 @@ class EventStreamTap(SSETap):
                 at += total
             self._buffer = buffer[at:] if at else buffer
         except Exception:
-            log.exception("metricaos_sdk: event-stream observation failed; passing the rest through unread")
+            log_fault(log, "event-stream observation failed; passing the rest through unread")
             self._broken = True
             self._buffer = b""
         return chunk

@@ -5,9 +5,10 @@ retries; all of a customer's keys share a hash slot (``{customer}``), so the sto
 too. Lease ends use the Redis server's clock (``TIME``), never the hosts' clocks. Settings are hashes per
 kind with a version counter.
 
-Needs the ``redis`` package (``pip install 'metricaos-sdk[redis]'``). Connection and socket timeouts are
-short by default: a Redis outage must cost a call a second at most before the meter fails open (or closed,
-as configured) — see ``MeterConfig.quota_fail_open``.
+Needs the ``redis`` package (``pip install 'metricaos-sdk[redis]'``). The meter's store has short connection
+and socket timeouts (``MeterConfig.quota_timeout``): a Redis outage costs a call that long at most before the
+meter fails open (or closed, as configured), and calls skip it for a back-off after that; :meth:`patient` gives
+the same store with a one-second timeout for work off the call path.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RedisQuotaStore:
     def __init__(self, client: Any, *, prefix: str = "metricaos:") -> None:
         self.client = client
         self.prefix = prefix
+        self._patient: RedisQuotaStore | None = None
         self._reserve = client.register_script(RESERVE)
         self._settle = client.register_script(SETTLE)
         self._release = client.register_script(RELEASE)
@@ -41,6 +43,17 @@ class RedisQuotaStore:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                       decode_responses=True, **kwargs)
         return cls(client, prefix=prefix)
+
+    def patient(self, timeout: float = 1.0) -> RedisQuotaStore:
+        """The same store over its own connections, with ``timeout`` seconds to connect and answer."""
+        if self._patient is None:
+            import redis
+
+            pool = self.client.connection_pool
+            kwargs = {**pool.connection_kwargs, "socket_timeout": timeout, "socket_connect_timeout": timeout}
+            client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+            self._patient = RedisQuotaStore(client, prefix=self.prefix)
+        return self._patient
 
     def _keys(self, customer_id: str) -> list[str]:
         base = f"{self.prefix}{{{customer_id}}}"
@@ -111,3 +124,5 @@ class RedisQuotaStore:
 
     def close(self) -> None:
         self.client.close()
+        if self._patient is not None:
+            self._patient.close()

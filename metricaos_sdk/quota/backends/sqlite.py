@@ -5,22 +5,36 @@ reading: two processes can never both read the same free allowance. The store ha
 the sink's), so a batch the sink's writer thread is committing delays a reservation only by SQLite's own
 lock, never by a Python lock held across the commit. Reservation rows carry their lease's end; rows past it
 are ignored at once and deleted from time to time.
+
+A write waits for SQLite's lock (another process may hold it for seconds) and for this store's own lock (another
+thread of this process) while others keep getting through, but at most ``timeout`` seconds while nobody does,
+then raises :class:`StoreBusy` or SQLite's ``database is locked``: the meter's calls use a store with a short
+timeout and apply their fail-open/closed policy; :meth:`patient` gives the same store with a long one, for
+settings, reports and settlements retried in the background.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 from ..._fork import renew_after_fork
-from ...storage.database import Database, immediate_transaction
+from ...storage.database import Database
 from ..reservations import Bucket, Demand, Reserved, Settled, plan_reservation, plan_settlement
 
-__all__ = ["SQLiteQuotaStore"]
+__all__ = ["SQLiteQuotaStore", "StoreBusy"]
+
+
+
+
+class StoreBusy(TimeoutError):
+    """Another thread of this process held the store longer than the store's timeout."""
+
 
 _UPSERT_USED = (
     "INSERT INTO quota_used (customer_id, bucket, used, expires_at) VALUES (?, ?, ?, ?) "
@@ -29,32 +43,120 @@ _UPSERT_USED = (
 _PURGE_EVERY = 512  # reservations, per process: deleting expired rows is housekeeping, not correctness
 
 
+_SLICE = 0.01  # seconds per wait before looking again whether anyone got anywhere
+
+
+class _Stall:
+    """How long a wait may go on: ``timeout`` seconds while nothing moves, and ``OVERALL`` times that in all while
+    others keep getting through (busy, not stuck: contention is no outage)."""
+
+    OVERALL = 20
+
+    __slots__ = ("_last", "_seen", "_start", "timeout")
+
+    def __init__(self, timeout: float, seen: object) -> None:
+        self.timeout = timeout
+        self._start = self._last = time.monotonic()
+        self._seen = seen
+
+    def exceeded(self, seen: object) -> bool:
+        now = time.monotonic()
+        if seen != self._seen:
+            self._seen, self._last = seen, now
+        return now - self._last >= self.timeout or now - self._start >= self.timeout * self.OVERALL
+
+
+class _TimedLock:
+    """This process's lock on the store's connection: ``with`` waits while other threads get through, but raises
+    :class:`StoreBusy` when the holder does not let go within ``timeout`` seconds."""
+
+    __slots__ = ("_lock", "_releases", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._releases = 0
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        if self._lock.acquire(blocking=False):
+            return
+        stall = _Stall(self.timeout, self._releases)
+        while not self._lock.acquire(timeout=min(_SLICE, self.timeout)):
+            if stall.exceeded(self._releases):
+                raise StoreBusy(f"the quota store was held for {self.timeout:g} s by another thread of this process")
+
+    def __exit__(self, *exc: object) -> None:
+        self._releases += 1
+        self._lock.release()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _begin(conn: sqlite3.Connection, timeout: float) -> None:
+    """``BEGIN IMMEDIATE``, waiting for SQLite's write lock while other connections keep committing (their
+    commits move ``PRAGMA data_version``), but at most ``timeout`` seconds while nobody does: a process holding
+    the lock for seconds (a long transaction, ``BEGIN EXCLUSIVE``) is an outage to the call, not a queue."""
+    stall: _Stall | None = None
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.OperationalError:
+                version = None  # not even readable (a rollback-journal database locked exclusively)
+            if stall is None:
+                stall = _Stall(timeout, version)
+            elif stall.exceeded(version):
+                raise
+
+
 class SQLiteQuotaStore:
     """Quota counters, reservations and settings in a SQLite file (migrated on open)."""
 
     def __init__(self, database: Database | str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
         self.timeout = timeout
-        self._lock = threading.Lock()
-        renew_after_fork(self, _lock=threading.Lock)
+        """Seconds an operation waits for a lock before it raises."""
+        self._lock = _TimedLock(timeout)
+        renew_after_fork(self, _lock=functools.partial(_TimedLock, timeout))
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         self._sql: dict[int, tuple[str, str]] = {}
         self._count = 0
 
+    def patient(self, timeout: float = 30.0) -> SQLiteQuotaStore:
+        """The same store, with its own connection, waiting up to ``timeout`` seconds: for work that may wait."""
+        return self if timeout == self.timeout else SQLiteQuotaStore(self.database, timeout=timeout)
+
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid() or self._conn is None:  # first use, or a forked child
-            conn = sqlite3.connect(self.database.path, check_same_thread=False, isolation_level=None,
-                                   timeout=self.timeout)
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            # SQLite's own busy wait is kept to one slice: _begin() decides how long to go on (see _Stall).
+            wait = min(self.timeout, _SLICE)
+            conn = sqlite3.connect(self.database.path, check_same_thread=False, isolation_level=None, timeout=wait)
+            conn.execute(f"PRAGMA busy_timeout={max(int(wait * 1000), 1)}")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, immediate_transaction(self._connection(), nullcontext()) as conn:
-            yield conn
+        with self._lock:
+            conn = self._connection()
+            _begin(conn, self.timeout)
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _queries(self, n: int) -> tuple[str, str]:
         sql = self._sql.get(n)

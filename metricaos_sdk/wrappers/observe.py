@@ -1,0 +1,80 @@
+"""Observing the response of a metered call: the one the SDK goes on to read, after its retries.
+
+A body the SDK already read (every call that is not streamed: httpx2 reads it inside ``send()``, where a body
+that breaks off is retried like a dropped connection) is parsed for its usage at once; the hook finishes the
+call when ``request()`` returns or raises. A body still to be read (a stream, ``with_streaming_response``) gets a
+tap in place of ``response.stream``, which finishes the call when the body ends, is closed or is abandoned.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx2
+
+from ..faults import log_fault
+from ..providers.body import read_json_fields
+from .call import MeteredCall
+from .decoding import make_decoder
+from .eventstream import EventStreamTap
+from .json_body import JSONTap
+from .taps import SSETap, Tap
+
+__all__ = ["observe_response"]
+
+log = logging.getLogger("metricaos_sdk")
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
+
+
+def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> None:
+    """Record the attempt that answered and observe its body. Never raises."""
+    try:
+        call.attempts = call.earlier_attempts + (retries_taken if isinstance(retries_taken, int) else 0) + 1
+        status = getattr(response, "status_code", None)
+        call.http_status = status
+        if not isinstance(response, httpx2.Response) or not 200 <= status < 300 or call.finished or call.tapped:  # type: ignore[operator]
+            return  # an error the SDK raises (the hook records it), or a response already observed
+        endpoint = call.endpoint
+        headers = response.headers
+        content_type = headers.get("content-type", "")
+        streams = endpoint.stream_state is not None and (call.streamed or content_type.startswith("text/event-stream"))
+        read = response.__dict__.get("_content")
+        if read is not None and not streams:
+            call.observe_body(read_json_fields(read))
+            return
+        # A body still to be read; or a stream a mock transport built already read, which is turned back into
+        # a live stream of what it read (decoded: the headers stop announcing an encoding), so that it takes the
+        # production path.
+        inner = response.stream
+        if read is not None:
+            inner = httpx2.ByteStream(read)
+            del response._content
+            response.is_stream_consumed = False
+            response.is_closed = False
+            if response.headers.pop("content-encoding", None) is not None:
+                response.headers.pop("content-length", None)
+        encoding = headers.get("content-encoding")
+        try:
+            decoder = make_decoder(encoding)
+        except LookupError:
+            log.warning("metricaos_sdk: cannot decode %s responses; usage will be estimated", encoding)
+            return
+        tap: Tap
+        if content_type.startswith(_EVENTSTREAM) and endpoint.stream_state is not None:
+            tap = EventStreamTap(inner, call)  # Bedrock: binary frames, never rewritten
+        elif streams:
+            filtering = call.injected_usage
+            if filtering and decoder is not None:
+                # The injected usage event must be cut from the bytes, which cannot be done inside a compressed
+                # stream: hand the SDK decoded bytes and say so in the headers.
+                del response.headers["content-encoding"]
+                response.headers.pop("content-length", None)
+            tap = SSETap(inner, call, decoder, filtering=filtering)
+        else:
+            tap = JSONTap(inner, call, decoder)
+        call.tapped = True
+        tap.arm()
+        response.stream = tap
+    except Exception:
+        log_fault(log, "could not observe a response; it passes through unmetered")
