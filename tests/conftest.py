@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 import pytest_httpx2._plugin  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
+from hypothesis import HealthCheck, settings
+
+# Property tests: a few seconds in CI; HYPOTHESIS_PROFILE=long runs them for real before an issue is closed.
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken-cache"
 if _SHARED_TIKTOKEN.is_dir() and "TIKTOKEN_CACHE_DIR" not in os.environ:
@@ -19,6 +25,20 @@ os.environ.pop("METRICAOS_ENVIRONMENT", None)
 os.environ.pop("METRICAOS_DISABLED", None)
 
 OPENAI_BASE = "https://api.openai.com/v1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tiktoken(name='o200k_base'): asserts tiktoken counts; skipped, with the "
+                                       "reason, when the encoding cannot be loaded offline (tests/tiktoken_support.py)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from tests.tiktoken_support import unavailable
+
+    for mark in item.iter_markers("tiktoken"):
+        reason = unavailable(*mark.args, **mark.kwargs)
+        if reason is not None:
+            pytest.skip(reason)
 
 
 @pytest.fixture

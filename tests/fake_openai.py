@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import email
+import functools
 import json
 import struct
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import httpx2
+import openai
 import respx
 
 from metricaos_sdk.testing import chat_chunk, chat_completion, sse
@@ -277,6 +280,32 @@ class EventByEvent(httpx.SyncByteStream, httpx.AsyncByteStream):
             yield event
 
 
+@functools.cache
+def stream_reset_error() -> type[Exception]:
+    """What the installed openai raises to its caller when a stream's connection resets mid-way (as
+    :class:`EventByEvent` makes it), found by running a bare client over one: later 3.x releases wrap the
+    transport's error in ``openai.APIConnectionError``, 3.0 lets ``httpx.ReadError`` through as it is."""
+
+    class Reset(httpx2.SyncByteStream):
+        def __iter__(self) -> Any:
+            yield sse([chat_chunk(model="gpt-4.1-mini", delta={"role": "assistant", "content": ""})])
+            raise httpx.ReadError("connection reset by peer")
+
+    client = openai.OpenAI(api_key="sk-test", base_url="https://probe.invalid/v1", max_retries=0, http_client=httpx2.Client(
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, stream=Reset()))))
+    stream = client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+    received = []
+    try:
+        for chunk in stream:
+            received.append(chunk)
+    except Exception as exc:
+        assert len(received) == 1, "the probe stream failed before its first chunk"
+        return type(exc)
+    finally:
+        client.close()
+    raise AssertionError("a stream whose connection resets raised nothing")
+
+
 class InPieces(httpx.SyncByteStream, httpx.AsyncByteStream):
     """A body delivered in reads of ``size`` bytes."""
 
@@ -348,18 +377,3 @@ async def within(manager: Any, body: Any) -> Any:
             return await settle(body(entered))
     with manager as entered:
         return await settle(body(entered))
-
-
-def o200k() -> Any:
-    """tiktoken's ``o200k_base`` from the offline cache the suite points at (conftest), else skip the test:
-    the suite never downloads an encoding."""
-    import os
-
-    import pytest
-
-    from metricaos_sdk.providers.estimate import _load
-
-    encoding = _load("o200k_base", os.environ.get("TIKTOKEN_CACHE_DIR", ""))
-    if encoding is None:
-        pytest.skip("tiktoken o200k_base is not in TIKTOKEN_CACHE_DIR (../shared/tiktoken-cache)")
-    return encoding

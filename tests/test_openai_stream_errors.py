@@ -46,6 +46,7 @@ def responses_events(last):
     return sse(events, event_names=[e["type"] for e in events])
 
 
+@pytest.mark.tiktoken
 def test_a_responses_stream_ending_on_an_error_event_is_an_error_event(meter, router):
     serve(router, "responses", responses_events({"type": "error", "code": "server_error", "message": "boom", "param": None}))
     client = meter.wrap(openai.OpenAI(api_key="sk-test"))

@@ -14,7 +14,8 @@ import pytest
 
 from metricaos_sdk import Meter, MeterConfig
 from metricaos_sdk.testing import chat_chunk, sse
-from tests.fake_openai import RESPONSES_USAGE, USAGE, EventByEvent, FakeOpenAI, o200k
+from tests.fake_openai import RESPONSES_USAGE, USAGE, EventByEvent, FakeOpenAI, stream_reset_error
+from tests.tiktoken_support import o200k
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 
@@ -28,12 +29,13 @@ def failing_chat(router, words, *, fail_after, model="gpt-4.1-mini-2025-04-14", 
 
 def read_until_failure(client, model="gpt-4.1-mini"):
     received = []
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(stream_reset_error()):  # what the bare SDK raises, untouched
         for chunk in client.chat.completions.create(model=model, messages=MESSAGES, stream=True):
             received.append(chunk)
     return received
 
 
+@pytest.mark.tiktoken
 def test_failed_chat_stream_counts_the_text_received_with_tiktoken(meter, router):
     failing_chat(router, ["Your", " order", " ships", " today", "."], fail_after=4)  # role chunk + 3 words
     received = read_until_failure(meter.wrap(openai.OpenAI(api_key="sk-test", max_retries=0)))
@@ -45,6 +47,7 @@ def test_failed_chat_stream_counts_the_text_received_with_tiktoken(meter, router
     assert "output counted with tiktoken o200k_base over the text received" in event.usage_problem
 
 
+@pytest.mark.tiktoken
 def test_escapes_unicode_and_tool_arguments_are_counted_as_the_caller_read_them(meter, router):
     words = ['He said "ships\\today"', "\n\n- Tracking: ", "1Z999AA10123456784 ✅ ", "Größe: M — 東京 🚚"]
     failing_chat(router, words, fail_after=len(words) + 1)
@@ -55,6 +58,7 @@ def test_escapes_unicode_and_tool_arguments_are_counted_as_the_caller_read_them(
     assert event.output_tokens == len(o200k().encode(text))
 
 
+@pytest.mark.tiktoken
 def test_a_long_stream_is_counted_in_slices_to_within_a_token_per_slice(meter, router):
     words = [f" parcel{i % 97} ships" for i in range(6000)]  # ~80 kB of text: five 16 kB slices
     failing_chat(router, words, fail_after=len(words) + 1)
@@ -99,6 +103,7 @@ def test_a_stream_abandoned_after_its_usage_arrived_keeps_the_providers_usage(me
     assert (event.input_tokens, event.output_tokens, event.reasoning_tokens) == (1200, 300, 64)
 
 
+@pytest.mark.tiktoken
 @pytest.mark.parametrize("aio", [False, True], ids=["sync", "async"])
 def test_abandoned_responses_stream_is_estimated_from_its_deltas(meter, router, aio):
     fake = FakeOpenAI(usage=RESPONSES_USAGE, model="gpt-5-mini-2025-08-07")
@@ -177,8 +182,8 @@ def _peak_bytes_reading(meter, events: int) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.tiktoken
 def test_stream_memory_does_not_grow_with_the_number_of_chunks(meter):
-    o200k()
     _peak_bytes_reading(meter, 500)  # warm caches (regexes, tokenizer, SQLite statements)
     small = _peak_bytes_reading(meter, 1_000)
     large = _peak_bytes_reading(meter, 4_000)

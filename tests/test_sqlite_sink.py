@@ -111,7 +111,8 @@ def test_wal_mode_and_migrations_recorded(db_path):
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set='metricaos'")]
-    assert applied == ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits"]
+    assert applied == ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits",
+                       "m005_drop_m002_quota_tables"]
 
 
 def test_upgrade_from_first_schema_version(db_path):
@@ -121,7 +122,8 @@ def test_upgrade_from_first_schema_version(db_path):
     db.conn.close()
     sink = SQLiteSink(db_path)  # opening migrates the rest
     sink.write([make_event()])
-    assert {"events", "quotas", "usage_daily"} <= set(sqlite_utils.Database(db_path).table_names())
+    tables = set(sqlite_utils.Database(db_path).table_names())
+    assert {"events", "quota_used", "quota_config"} <= tables and not {"quotas", "usage_daily"} & tables  # m005
 
 
 def test_event_of_a_returned_call_survives_kill_9(tmp_path):

@@ -150,3 +150,11 @@ def m004_event_credits(db: Database) -> None:
     # Money-like amounts as exact decimal TEXT, like cost_usd.
     for column in ("credits", "credit_rule", "overage", "overage_cost_usd"):
         db.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT")
+
+
+@migrations()
+def m005_drop_m002_quota_tables(db: Database) -> None:
+    # m002's quotas and usage_daily: m003 carried their limits and this period's use over to the quota_*
+    # tables, and nothing has written or read them since. Dropped so the schema holds only what is used.
+    db.execute("DROP TABLE IF EXISTS quotas")
+    db.execute("DROP TABLE IF EXISTS usage_daily")
