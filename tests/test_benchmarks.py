@@ -31,3 +31,22 @@ def test_overhead_runs_every_case_and_stage() -> None:
         low, high = row["overhead_iqr_us"]
         assert low <= high
     assert "metricaos_sdk:" not in result.stderr  # no metering fault logged while measuring
+
+
+def test_stream_memory_runs_every_variant(tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "stream_memory.py"), "--chunks", "1200", "--every", "400", "--per-stream",
+         "50", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "metricaos_sdk:" not in result.stderr  # no metering fault logged while measuring
+    rows = json.loads(out.read_text())
+    assert [row["variant"] for row in rows] == [
+        "long-bare", "long-memory", "long-sqlite", "many-bare", "many-memory", "many-sqlite",
+    ]
+    for row in rows:
+        assert [c["chunks"] for c in row["checkpoints"]] == [0, 400, 800, 1200]
+        assert row["chunks"] == 1200 and row["rss_bytes_per_chunk"] is not None
+    assert "B/chunk" in result.stdout

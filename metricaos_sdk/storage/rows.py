@@ -70,7 +70,9 @@ def event_to_line(event: UsageEvent) -> bytes:
 def line_to_row(line: bytes | str) -> list[Any]:
     """A journal line back to column values as SQLite stores them: the timestamp as ``isoformat()`` writes it
     (``+00:00``, not ``Z``: stored timestamps compare as text), ``tags`` as sorted JSON text."""
-    row: list[Any] = from_json(line)
+    # Every line holds strings seen once (event id, timestamp, request id): kept out of pydantic-core's
+    # process-wide string cache, which would hold up to 16,384 of them (~1.3 MB) and evict the caller's keys.
+    row: list[Any] = from_json(line, cache_strings=False)
     if type(row) is not list or len(row) != len(EVENT_COLUMNS):  # another version's line, or not one at all
         raise ValueError(f"a journal line must be a JSON array of {len(EVENT_COLUMNS)} values, not {str(line[:40])}…")
     timestamp = row[_I_TIMESTAMP]
