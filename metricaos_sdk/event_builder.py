@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .events import UsageEvent
+from .faults import safe_text
 from .providers.estimate import estimate_input_tokens
 from .usage import Usage
 from .wrappers.call import MeteredCall
@@ -64,8 +65,8 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
         key = (call.provider, priced_model)
         if key not in _warned_unpriced:
             _warned_unpriced.add(key)
-            log.warning("metricaos_sdk: no price for %s model %r; its calls are recorded with cost_usd=None",
-                        call.provider, priced_model)
+            log.warning("metricaos_sdk: no price for %s model %s; its calls are recorded with cost_usd=None",
+                        call.provider, safe_text(repr(priced_model), 120))
     a = call.attribution
     if quote is not None:
         cost, price_status, price_id = quote.cost_usd, quote.price_status, quote.price_id

@@ -76,6 +76,9 @@ def log_fault(logger: logging.Logger, what: str, exc: BaseException | None = Non
     exceptions, no locals). ``exc`` defaults to the exception being handled. Returns what was logged."""
     if exc is None:
         exc = sys.exc_info()[1]
+    if exc is None:  # a fault we found, not an exception we caught
+        logger.log(level, "metricaos_sdk: %s", what)
+        return Fault(what, "", datetime.now(timezone.utc))
     description = describe(exc)
     frames = ""
     if exc is not None and exc.__traceback__ is not None:

@@ -85,7 +85,9 @@ class Meter:
         )
         if sink is None:
             db = Database(self.config.database, durable=self.config.durable)
-            sink = SQLiteSink(db)
+            sink = SQLiteSink(db, on_fault=self._fault)
+        elif isinstance(sink, SQLiteSink) and sink.on_fault is None:
+            sink.on_fault = self._fault
         if not isinstance(sink, Sink):
             raise ConfigurationError(f"sink= must have write(events), flush() and close() methods; got {type(sink).__name__}.")
         self.sink: Sink = sink

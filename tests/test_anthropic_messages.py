@@ -253,4 +253,4 @@ def test_malformed_stream_usage_is_flagged_never_raised(meter, router):
     FakeAnthropic(usage={"input_tokens": "lots", "output_tokens": 3}).mount(router)
     assert len(list(create(client(meter), stream=True))) > 0
     [event] = meter.events()
-    assert event.usage_status == "invalid" and "input_tokens='lots'" in event.usage_problem
+    assert event.usage_status == "invalid" and "input_tokens=<text of 4 characters>" in event.usage_problem

@@ -107,4 +107,4 @@ def test_error_event_ends_the_stream_as_an_error():
 def test_impossible_stream_usage_is_a_problem_not_an_exception():
     events = stream_events({"input_tokens": "many", "output_tokens": 3}, delta_usage={"output_tokens": 3})
     state = feed(MessageStreamState(False), events)
-    assert state.usage is None and "input_tokens='many'" in state.problem
+    assert state.usage is None and "input_tokens=<text of 4 characters>" in state.problem

@@ -13,6 +13,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from importlib import resources
 from typing import Any
 
+from ..faults import log_fault, safe_text
 from ..usage import Usage
 from . import matching
 from .entries import Entry, Found, apply_overrides, bundled_entry, find, parse_prices
@@ -223,7 +224,8 @@ class RateTable:
         try:
             entry = self._resolve(provider, model)
         except Exception:
-            log.warning("metricaos_sdk: could not resolve a price for %s model %r", provider, model, exc_info=True)
+            log_fault(log, f"could not resolve a price for {provider} model {safe_text(repr(model), 120)}",
+                      level=logging.WARNING)
             entry = None
         with self._lock:
             if len(self._cache) >= _CACHE_LIMIT:
@@ -258,7 +260,7 @@ class RateTable:
                 raise TypeError(f"at= must be a datetime, a date or None, not {type(at).__name__}")
             return self._quote(entry, at, usage, service_tier, batch, requests, provider, model)
         except Exception:
-            log.warning("metricaos_sdk: pricing %s model %r failed", provider, model, exc_info=True)
+            log_fault(log, f"pricing {provider} model {safe_text(repr(model), 120)} failed", level=logging.WARNING)
             return self._unpriced
 
     def _quote(
@@ -327,9 +329,9 @@ class RateTable:
     def _bad_usage(self, provider: str, model: str, usage: Any, entry: Entry) -> PriceQuote:
         problems = usage.problems() if isinstance(usage, Usage) else [f"not a Usage: {type(usage).__name__}"]
         log.warning(
-            "metricaos_sdk: cannot price %s model %r: %s",
+            "metricaos_sdk: cannot price %s model %s: %s",
             provider,
-            model,
+            safe_text(repr(model), 120),
             "; ".join(problems) or "requests is negative or a count is not an integer",
         )
         return PriceQuote(None, "unpriced", None, self.version, None, entry.model_id or None)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..usage import Usage
-from .base import Endpoint, InvalidUsage, checked, count, details
+from .base import Endpoint, InvalidUsage, checked, count, details, shown
 
 __all__ = ["ENDPOINTS", "MessageStreamState", "message_usage"]
 
@@ -27,14 +27,14 @@ def message_usage(usage: Any) -> Usage | None:
     if usage is None:
         return None
     if not isinstance(usage, Mapping):
-        raise InvalidUsage(f"usage={usage!r}")
+        raise InvalidUsage(f"usage={shown(usage)}")
     total = _iteration(usage)
     # Compaction iterations (beta context management) are billed but, unlike every other iteration,
     # left out of the top-level counts: add them.
     iterations = usage.get("iterations")
     if iterations is not None:
         if not isinstance(iterations, list):
-            raise InvalidUsage(f"iterations={iterations!r}")
+            raise InvalidUsage(f"iterations={shown(iterations)}")
         for item in iterations:
             if isinstance(item, Mapping) and item.get("type") == "compaction":
                 total = total + _iteration(item)

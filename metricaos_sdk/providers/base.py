@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..usage import Usage
 
-__all__ = ["Endpoint", "InvalidUsage", "StreamState", "checked", "count", "details"]
+__all__ = ["Endpoint", "InvalidUsage", "StreamState", "checked", "count", "details", "shown"]
 
 
 class InvalidUsage(ValueError):
@@ -25,6 +25,31 @@ MAX_COUNT = 2**53 - 1
 number read as a double downstream (past 2**63 - 1, SQLite could not even store it)."""
 
 
+_SHOWN = 400  # characters of what was received, at most, in a usage problem
+
+
+def shown(value: Any, depth: int = 0) -> str:
+    """``value`` as a usage problem may show it: numbers, booleans and null as they are; text never (it is the
+    provider's, and could echo a prompt or a key), only its length; objects a level deep; all of it bounded."""
+    if value is None or type(value) in (bool, int, float):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:39] + "…"
+    if isinstance(value, str):
+        return f"<text of {len(value)} characters>"
+    if isinstance(value, Mapping):
+        if depth >= 2:
+            return f"<object of {len(value)} fields>"
+        items = []
+        for k, v in value.items():
+            name = k if isinstance(k, str) and k.isidentifier() and len(k) <= 60 else "<key>"
+            items.append(f"{name!r}: {shown(v, depth + 1)}")
+        text = "{" + ", ".join(items) + "}"
+        return text if len(text) <= _SHOWN else text[: _SHOWN - 2] + "…}"
+    if isinstance(value, (list, tuple)):
+        return f"<list of {len(value)}>"
+    return f"<{type(value).__name__}>"
+
+
 def count(payload: Mapping[str, Any], key: str) -> int:
     """A token count from ``payload[key]``: missing or null is 0; anything but an int from 0 to
     :data:`MAX_COUNT` is invalid."""
@@ -33,7 +58,7 @@ def count(payload: Mapping[str, Any], key: str) -> int:
         return value
     if value is None:
         return 0
-    raise InvalidUsage(f"{key}={value!r}")
+    raise InvalidUsage(f"{key}={shown(value)}")
 
 
 def details(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -44,7 +69,7 @@ def details(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidUsage(f"{key}={value!r}")
+        raise InvalidUsage(f"{key}={shown(value)}")
     return value
 
 
@@ -52,7 +77,7 @@ def checked(usage: Usage, received: Mapping[str, Any]) -> Usage:
     """``usage`` if it is possible, else :class:`InvalidUsage` naming the problem and what was received."""
     problems = usage.problems()
     if problems:
-        raise InvalidUsage(f"{'; '.join(problems)} (received {dict(received)!r})")
+        raise InvalidUsage(f"{'; '.join(problems)} (received {shown(received)})")
     return usage
 
 

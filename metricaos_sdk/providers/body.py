@@ -26,7 +26,7 @@ def read_json_fields(body: bytes) -> dict[str, Any]:
         if body.lstrip()[:1] != b"{":
             return {}
         try:
-            data = from_json(body)  # pydantic-core's parser: a third of json.loads' time
+            data = from_json(body, cache_strings="keys")  # a third of json.loads' time; values are seen once
         except ValueError:
             return {}
         return data if isinstance(data, dict) else {}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..usage import Usage
-from .base import Endpoint, InvalidUsage, checked, count
+from .base import Endpoint, InvalidUsage, checked, count, shown
 from .base import details as _details
 
 __all__ = [
@@ -32,7 +32,7 @@ def _mapping(usage: Any) -> Mapping[str, Any] | None:
     if usage is None or type(usage) is dict:
         return usage
     if not isinstance(usage, Mapping):
-        raise InvalidUsage(f"usage={usage!r}")
+        raise InvalidUsage(f"usage={shown(usage)}")
     return usage
 
 

@@ -15,13 +15,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._fork import close_at_exit, forget_at_exit, in_forked_child
 from ..events import UsageEvent
+from ..faults import log_fault
 from ..storage.database import Database
 from ..storage.journal import Journal, Segment, recover_segments
 from ..storage.rows import EVENT_COLUMNS, event_to_line, line_to_row, row_to_event
@@ -53,9 +55,14 @@ class SQLiteSink:
     Writes are idempotent on the event id (``INSERT OR IGNORE``), so journal replay never double-counts.
     """
 
-    def __init__(self, database: Database | str | os.PathLike[str], *, batch_delay: float = 0.02) -> None:
+    def __init__(self, database: Database | str | os.PathLike[str], *, batch_delay: float = 0.02,
+                 on_fault: Callable[[str], None] | None = None) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
         self.batch_delay = batch_delay
+        self.on_fault = on_fault
+        """Called with a sentence when the sink meets a fault it recovers from (the meter counts it)."""
+        self.journal_replaced = 0
+        """Times a journal segment was found deleted under this process and its events journaled again."""
         # Not "<db>-journal": that name is SQLite's own rollback journal.
         self.journal_dir = Path(f"{self.database.path}-metricaos-journal")
         self.rejected_path = Path(f"{self.database.path}-metricaos-rejected.jsonl")
@@ -73,6 +80,7 @@ class SQLiteSink:
         self._writer_waiting = False  # the writer sleeps on _cond: a write must wake it
         self._journal = Journal(self.journal_dir)
         self._queue: list[bytes] = []  # JSON lines, journaled, not yet committed
+        self._unjournaled: deque[int] = deque()  # sequence numbers of queued lines the journal could not take
         self._written = 0
         self._committed = 0
         self._urgent = False
@@ -91,10 +99,18 @@ class SQLiteSink:
             try:
                 self._journal.append(lines, self._written)
             except OSError as exc:
+                self._unjournaled.extend(range(self._written - len(lines) + 1, self._written + 1))
                 raise OSError(exc.errno, f"could not journal {len(lines)} event(s) in {self.journal_dir} "
                               f"({exc.strerror or exc}); they are queued for SQLite but would not survive a crash") from exc
             finally:
                 self._wake_writer()
+
+    def health(self) -> dict[str, int]:
+        """Events not yet committed now, those of them held in memory only (the journal could not take them),
+        and how often a deleted journal was replaced (see :class:`metricaos_sdk.Health`)."""
+        with self._cond:
+            return {"events_pending": self._written - self._committed, "events_in_memory_only": len(self._unjournaled),
+                    "journal_replaced": self.journal_replaced}
 
     def _wake_writer(self) -> None:
         """Start a writer if none is running (a writer clears ``_thread`` itself as it exits, so there is
@@ -195,6 +211,8 @@ class SQLiteSink:
             if not urgent:
                 time.sleep(self.batch_delay)  # let a batch gather; flush() cuts this short next round
             with self._cond:
+                if self._journal.lost():  # someone deleted the journal: what only it held would not survive a crash
+                    self._replace_journal()
                 batch, self._queue = self._queue, []
                 self._urgent = False
                 stopping = self._stopping
@@ -202,7 +220,7 @@ class SQLiteSink:
             try:
                 self._commit(batch)
             except Exception:
-                log.exception("metricaos_sdk: SQLite commit failed; %d events stay journaled and will be retried", len(batch))
+                log_fault(log, f"SQLite commit failed; {len(batch)} events stay journaled and will be retried")
                 with self._cond:
                     self._queue[:0] = batch
                     if self._stopping:
@@ -213,12 +231,35 @@ class SQLiteSink:
                 continue
             backoff = 0.05
             with self._cond:
+                while self._unjournaled and self._unjournaled[0] <= written:
+                    self._unjournaled.popleft()
                 # Stopping with nothing left queued: the current segment is fully committed, delete it too.
                 done = self._journal.committed(written, final=stopping and not self._queue)
                 self._committed = written
                 self._cond.notify_all()
             _discard(done)
         _discard(done)
+
+    def _replace_journal(self) -> None:
+        """Journal every uncommitted line again in a new segment (called holding ``_cond``, before the writer
+        takes its next batch: every line not committed yet is in ``_queue``)."""
+        self.journal_replaced += 1
+        try:
+            self._journal.replace_lost(self._queue, self._written)
+        except OSError:
+            self._fault(f"the journal in {self.journal_dir} was deleted and could not be made again; "
+                        f"{len(self._queue)} event(s) are held in memory until committed")
+            self._unjournaled = deque(range(self._committed + 1, self._written + 1))
+            return
+        self._unjournaled.clear()
+        self._fault(f"the journal in {self.journal_dir} was deleted while this process ran; it was made again and "
+                    f"its {len(self._queue)} uncommitted event(s) journaled anew")
+
+    def _fault(self, what: str) -> None:
+        if self.on_fault is not None:
+            self.on_fault(what)
+        else:
+            log_fault(log, what)
 
     def _commit(self, lines: Sequence[bytes]) -> None:
         """Insert the batch in one transaction. A row SQLite can never take (a value it cannot store, a line
@@ -271,7 +312,7 @@ def _discard(segments: list[Segment]) -> None:
         try:
             segment.discard()
         except OSError:
-            log.exception("metricaos_sdk: could not delete the committed journal segment %s", segment.path)
+            log_fault(log, f"could not delete the committed journal segment {segment.path}")
 
 
 def _reset_in_child(sink: SQLiteSink) -> None:

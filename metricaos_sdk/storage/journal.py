@@ -87,6 +87,20 @@ class Segment:
             self.map.close()
         os.close(self.fd)
 
+    def deleted(self) -> bool:
+        """Whether the file was deleted under us (someone removed the journal directory): appends still land
+        in its mapping, but on nothing a crash would leave behind."""
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError:
+            return True
+
+    def abandon(self) -> None:
+        """Let go of a deleted segment: its mapping and descriptor (its file is gone already)."""
+        if self.map is not None:
+            self.map.close()
+        os.close(self.fd)
+
     def discard(self) -> None:
         """Delete the file (its rows are committed), then release the lock."""
         try:
@@ -149,6 +163,24 @@ class Journal:
             current = self.current = Segment(path, max(self.SEGMENT_BYTES, len(data)))
         current.append(data)
         current.last_seq = last_seq
+
+    def lost(self) -> bool:
+        """Whether a segment holding uncommitted rows was deleted under the running process."""
+        return any(s.deleted() for s in [*self.retired, *([self.current] if self.current is not None else [])])
+
+    def replace_lost(self, rows: Sequence[bytes], last_seq: int) -> None:
+        """Drop the deleted segments and journal ``rows`` (every row not yet committed) in a new one, in a
+        directory made again if it went too; a surviving current segment is retired. Rows also still in a
+        surviving segment are then journaled twice, which replay does not mind (``INSERT OR IGNORE`` on the id)."""
+        kept = []
+        for segment in [*self.retired, *([self.current] if self.current is not None else [])]:
+            if segment.deleted():
+                segment.abandon()
+            else:
+                kept.append(segment)
+        self.retired, self.current = kept, None
+        if rows:
+            self.append(rows, last_seq)
 
     def close_inherited(self) -> None:
         """In a forked child: close every segment inherited from the parent (see ``Segment.close_inherited``)."""

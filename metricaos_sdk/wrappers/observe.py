@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx2
 
-from ..faults import log_fault
+from ..faults import log_fault, safe_text
 from ..providers.body import read_json_fields
 from .call import MeteredCall
 from .decoding import make_decoder
 from .eventstream import EventStreamTap
 from .json_body import JSONTap
-from .taps import SSETap, Tap
+from .taps import SSETap, Tap, live
 
 __all__ = ["observe_response"]
 
@@ -40,29 +40,32 @@ def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> No
         content_type = headers.get("content-type", "")
         streams = endpoint.stream_state is not None and (call.streamed or content_type.startswith("text/event-stream"))
         read = response.__dict__.get("_content")
-        if read is not None and not streams:
-            call.observe_body(read_json_fields(read))
-            return
-        # A body still to be read; or a stream a mock transport built already read, which is turned back into
-        # a live stream of what it read (decoded: the headers stop announcing an encoding), so that it takes the
-        # production path.
-        inner = response.stream
         if read is not None:
-            inner = httpx2.ByteStream(read)
-            del response._content
-            response.is_stream_consumed = False
-            response.is_closed = False
-            if response.headers.pop("content-encoding", None) is not None:
-                response.headers.pop("content-length", None)
+            if not streams:
+                call.observe_body(read_json_fields(read))
+                return
+            # A stream read before the SDK's reader got it (a mock transport built it read, a middleware read
+            # it): the SDK reads it from memory, past any tap, so it is observed whole now and the call finishes
+            # with what it holds. Only what the injection added is taken out of what the SDK will read.
+            if content_type.startswith(_EVENTSTREAM):
+                whole: Tap = EventStreamTap(None, call)
+            else:
+                whole = SSETap(None, call, None, filtering=call.injected_usage)
+            call.tapped = True
+            body = whole.consume(read)
+            if body is not read:
+                response._content = body
+            return
         encoding = headers.get("content-encoding")
         try:
             decoder = make_decoder(encoding)
         except LookupError:
-            log.warning("metricaos_sdk: cannot decode %s responses; usage will be estimated", encoding)
+            log.warning("metricaos_sdk: cannot decode %s responses; usage will be estimated", safe_text(str(encoding), 60))
             return
+        inner = response.stream
         tap: Tap
         if content_type.startswith(_EVENTSTREAM) and endpoint.stream_state is not None:
-            tap = EventStreamTap(inner, call)  # Bedrock: binary frames, never rewritten
+            tap = live(EventStreamTap, inner, call)  # Bedrock: binary frames, never rewritten
         elif streams:
             filtering = call.injected_usage
             if filtering and decoder is not None:
@@ -70,11 +73,10 @@ def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> No
                 # stream: hand the SDK decoded bytes and say so in the headers.
                 del response.headers["content-encoding"]
                 response.headers.pop("content-length", None)
-            tap = SSETap(inner, call, decoder, filtering=filtering)
+            tap = live(SSETap, inner, call, decoder, filtering=filtering)
         else:
-            tap = JSONTap(inner, call, decoder)
+            tap = live(JSONTap, inner, call, decoder)
         call.tapped = True
-        tap.arm()
-        response.stream = tap
+        response.stream = tap  # type: ignore[assignment]  # live() made it the byte stream kind the body was
     except Exception:
         log_fault(log, "could not observe a response; it passes through unmetered")

@@ -20,7 +20,7 @@ import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from pydantic_core import from_json
@@ -32,7 +32,9 @@ from ..worker import in_finalizer_context
 from .call import MeteredCall, failure_status
 from .sse import CRLF_TAIL, Event, EventReader, cut, null_member_cuts, one_event
 
-__all__ = ["SSETap", "Tap", "sdk_reader_exit"]
+__all__ = ["SSETap", "Tap", "live", "sdk_reader_exit"]
+
+T = TypeVar("T", bound="Tap")
 
 log = logging.getLogger("metricaos_sdk")
 
@@ -62,11 +64,15 @@ def sdk_reader_exit() -> _Outcome | None:
     return None
 
 
-class Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    __slots__ = ("_armed", "_call", "_decoder", "_ended", "_inner")
+class Tap:
+    """The logic of a tap; :func:`live` makes one that is a sync or an async byte stream, as its inner one is
+    (httpx2 tells them apart by type: a tap of both kinds would pass checks the bare body fails)."""
+
+    __slots__ = ("_armed", "_call", "_decoder", "_ended", "_inner", "_source")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None) -> None:
         self._inner = inner
+        self._source: Any = None  # the one iterator over ``inner``
         self._call = call
         self._decoder = decoder
         self._ended = False
@@ -132,10 +138,20 @@ class Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     def _finish_partial(self, status: str, error_type: str | None) -> None:
         self._call.finish(status=status, error_type=error_type)
 
+    def consume(self, body: bytes) -> bytes:
+        """Observe a body that was read before the SDK's reader got it; returns what the SDK should read.
+        The call is finished on return."""
+        out = self._feed(body)
+        return out + self._finish_ok()
+
     # -- sync shell ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[bytes]:
+        # One pass over the body, however often it is iterated (the SDK drains a response after ``[DONE]`` with a
+        # second iteration): a network stream goes on where it was, and so does this over a body a mock replays.
+        if self._source is None:
+            self._source = iter(self._inner)
         try:
-            for chunk in self._inner:
+            for chunk in self._source:
                 out = self._feed(chunk)
                 if out:
                     yield out
@@ -158,8 +174,10 @@ class Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
 
     # -- async shell --------------------------------------------------------------------------------
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._source is None:
+            self._source = self._inner.__aiter__()
         try:
-            async for chunk in self._inner:
+            async for chunk in self._source:
                 out = self._feed(chunk)
                 if out:
                     yield out
@@ -181,6 +199,22 @@ class Tap(httpx2.SyncByteStream, httpx2.AsyncByteStream):
                 self._finish_closed(outcome)
 
 
+_KINDS: dict[tuple[type, bool, bool], type] = {}
+
+
+def live(cls: type[T], inner: Any, *args: Any, **kwargs: Any) -> T:
+    """A ``cls`` tap over the live body ``inner``, armed: a sync byte stream, an async one, or both, as ``inner``."""
+    sync, asynchronous = isinstance(inner, httpx2.SyncByteStream), isinstance(inner, httpx2.AsyncByteStream)
+    kind = _KINDS.get((cls, sync, asynchronous))
+    if kind is None:
+        bases = (cls, *([httpx2.SyncByteStream] if sync else []), *([httpx2.AsyncByteStream] if asynchronous else []))
+        kind = _KINDS[(cls, sync, asynchronous)] = type(cls.__name__, bases, {"__slots__": ()})
+    tap = kind(inner, *args, **kwargs)
+    tap.arm()
+    return tap  # type: ignore[no-any-return]
+
+
+_BLANK = (b"\n", b"\r\n", b"\r")
 _UNKNOWN = b"\\u"  # an escape could spell any key: such an event is always parsed
 # The top-level ``"usage":null`` member OpenAI adds to each chunk when usage is asked for, last but for plain
 # members after it (``"obfuscation"``): when a chunk has this and no other mention of usage, it carries none.
@@ -206,8 +240,8 @@ class SSETap(Tap):
     otherwise the caller's bytes pass through untouched and events are read from a copy.
     """
 
-    __slots__ = ("_broken", "_chunks", "_content", "_dropped", "_events", "_filtering", "_kept", "_kept_size", "_named",
-                 "_reader", "_state", "_terminal", "_text", "_tokens", "_watched")
+    __slots__ = ("_broken", "_chunks", "_content", "_dropped", "_end_seen", "_events", "_filtering", "_kept",
+                 "_kept_size", "_named", "_reader", "_state", "_terminal", "_text", "_tokens", "_watched")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None, *, filtering: bool) -> None:
         super().__init__(inner, call, decoder)
@@ -220,6 +254,7 @@ class SSETap(Tap):
         self._chunks = 0
         self._filtering = filtering
         self._broken = False
+        self._end_seen = False
         self._dropped = False  # the last event was hidden: an LF completing its CRLF goes too
         self._kept: list[bytes] | None = []  # the body until its first event (a streamed call answered with JSON)
         self._kept_size = 0
@@ -280,6 +315,8 @@ class SSETap(Tap):
             elif item is CRLF_TAIL:
                 if not self._dropped:
                     out.append(b"\n")
+            elif self._dropped and item in _BLANK:
+                continue  # the gap after a hidden event went with it (after an ``id:``, the SDK would parse it)
             else:
                 self._dropped = False
                 out.append(item)  # type: ignore[arg-type]
@@ -337,7 +374,7 @@ class SSETap(Tap):
 
     def _parse(self, name: bytes | None, data: bytes) -> dict[str, Any] | None:
         try:
-            parsed = from_json(data)
+            parsed = from_json(data, cache_strings="keys")  # values are seen once: keep them out of the cache
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
@@ -347,12 +384,10 @@ class SSETap(Tap):
         return None
 
     def _complete(self) -> None:
-        """The response is complete (or the provider ended it with an error event): the SDK stops reading here
-        and closes, which must not count as abandonment."""
-        if not self._ended:
-            self._disarm()
-            error_type = self._state.error_type
-            self._finish_partial("error" if error_type else "ok", error_type)
+        """The terminal event passed (or the provider ended the stream with an error event). The call is not
+        finished here: the SDK has yet to read the events before it, and may raise on one. Whoever closes the
+        body next — the SDK stopping at the end, the caller, the collector — finishes it, as complete."""
+        self._end_seen = True
 
     def _end(self) -> bytes:
         rest = self._reader.rest()
@@ -368,8 +403,12 @@ class SSETap(Tap):
 
     def _finish_partial(self, status: str, error_type: str | None) -> None:
         if self._call.finished:
-            return  # already finished at the terminal event: do not count the text again
+            return
         state = self._state
+        if state.error_type is not None:  # the provider ended it with an error event (which the SDK may raise on)
+            status, error_type = "error", state.error_type
+        elif status == "cancelled" and self._end_seen:
+            status = "ok"  # left after the whole response had arrived: nothing was cut short
         text = self._text
         self._call.finish(
             output_estimate=text.estimate() if text is not None and state.usage is None else None,

@@ -67,26 +67,22 @@ class _Stall:
 
 
 class _TimedLock:
-    """This process's lock on the store's connection: ``with`` waits while other threads get through, but raises
-    :class:`StoreBusy` when the holder does not let go within ``timeout`` seconds."""
+    """This process's lock on the store's connection. Its holders are bounded themselves (each waits on SQLite
+    as :func:`_begin` allows), so waiting for it is waiting in a moving queue: ``with`` waits up to
+    ``_Stall.OVERALL`` times ``timeout``, then raises :class:`StoreBusy` rather than queue without end."""
 
-    __slots__ = ("_lock", "_releases", "timeout")
+    __slots__ = ("_lock", "timeout")
 
     def __init__(self, timeout: float) -> None:
         self._lock = threading.Lock()
-        self._releases = 0
         self.timeout = timeout
 
     def __enter__(self) -> None:
-        if self._lock.acquire(blocking=False):
-            return
-        stall = _Stall(self.timeout, self._releases)
-        while not self._lock.acquire(timeout=min(_SLICE, self.timeout)):
-            if stall.exceeded(self._releases):
-                raise StoreBusy(f"the quota store was held for {self.timeout:g} s by another thread of this process")
+        if not self._lock.acquire(timeout=self.timeout * _Stall.OVERALL):
+            raise StoreBusy(f"the quota store was held for {self.timeout * _Stall.OVERALL:g} s by other threads "
+                            "of this process")
 
     def __exit__(self, *exc: object) -> None:
-        self._releases += 1
         self._lock.release()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
