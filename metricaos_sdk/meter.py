@@ -21,7 +21,7 @@ from .events import UsageEvent
 from .faults import Fault, log_fault, safe_url
 from .health import Health
 from .pricing import RateTable
-from .providers.openai import rejects_stream_options
+from .providers.openai import rejects_stream_options, sends_stream_usage_unasked
 from .quota import (
     CreditRules,
     Customers,
@@ -118,6 +118,7 @@ class Meter:
         """The last of them: what failed, the exception's type (and message when it is ours), and when."""
         self._open_calls: set[MeteredCall] = set()
         self._refused_usage_request: set[str] = set()  # base URLs that answered 400 to stream_options
+        self._asks: dict[str, bool] = {}  # base URL -> whether its streams are asked for usage
         self._lock = threading.Lock()
         self._worker = BackgroundWorker("metricaos-meter", self._fault)
         self._quotas.attach(self._worker)
@@ -201,7 +202,8 @@ class Meter:
         ``period`` ("day", "month" or "year") asks for that calendar period instead."""
         _check_customer(customer_id, "usage")
         if period is not None and period not in PERIODS:
-            raise ConfigurationError(f"usage(period={period!r}) is not a period: use one of {', '.join(PERIODS)}.")
+            raise ConfigurationError(f"usage(period={period!r}): {period!r} is not a period; use "
+                                     f"{', '.join(map(repr, PERIODS))}.")
         now = now or datetime.now(timezone.utc)
         policy, limits = limit_statuses(self._quotas, customer_id, now)
         if period is None and limits and limits[0].period_start is not None:
@@ -288,8 +290,7 @@ class Meter:
             if attribution.customer_id is not None:
                 self._quotas.begin(call)  # reserve; raises QuotaExceeded / RateLimited / QuotaUnavailable only
             if body is not None and endpoint.injects_stream_usage and call.streamed and "stream_options" not in body \
-                    and "stream_options" not in (options.extra_json or {}) \
-                    and not (self._refused_usage_request and str(client.base_url) in self._refused_usage_request):
+                    and "stream_options" not in (options.extra_json or {}) and self._asks_stream_usage(client):
                 options = options.model_copy(update={"json_data": {**body, "stream_options": {"include_usage": True}}})
                 call.injected_usage = True
             if call.streamed:
@@ -302,6 +303,15 @@ class Meter:
                 self._quotas.abandon(call)
             self._fault("could not start metering a call; it runs unmetered")
             return None
+
+    def _asks_stream_usage(self, client: Any) -> bool:
+        """Whether to ask ``client``'s server for stream usage: not where it refused the request, nor where it
+        sends usage unasked anyway (the meter would hide a chunk the caller is used to); cached per base URL."""
+        base_url = str(client.base_url)
+        asks = self._asks.get(base_url)
+        if asks is None:
+            asks = self._asks[base_url] = not sends_stream_usage_unasked(base_url)
+        return asks and base_url not in self._refused_usage_request
 
     def _priceable(self, call: MeteredCall) -> bool:
         """Whether the rate table can price the requested model (or a fallback rate covers it); cached."""

@@ -118,6 +118,17 @@ def test_read_only_mode_refuses_an_older_schema_and_leaves_it_unmigrated(tmp_pat
     assert "m004_event_credits" in {m.name for m in migrations.pending(sqlite_utils.Database(path))}
 
 
+def test_read_only_mode_reads_a_database_only_later_migrations_would_change(tmp_path):
+    """m005 drops tables nothing reads: a database of the previous release opens read-only as it is."""
+    path = tmp_path / "previous.db"
+    previous = sqlite_utils.Database(path)
+    migrations.apply(previous, stop_before="m005_drop_m002_quota_tables")
+    previous.close()
+    database = Database(path, read_only=True)
+    assert database.connection().execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert "m005_drop_m002_quota_tables" in {m.name for m in migrations.pending(sqlite_utils.Database(path))}
+
+
 def test_read_only_mode_refuses_a_newer_schema(tmp_path):
     path = recorded_database(tmp_path / "metricaos.db", calls=0)
     Database(path).sqlite_utils()["_sqlite_migrations"].insert(

@@ -17,7 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from metricaos_sdk import Meter, MemorySink
+from metricaos_sdk import MemorySink, Meter
 from metricaos_sdk.testing import SimulatedOpenAI
 
 CHILD = textwrap.dedent('''

@@ -4,6 +4,7 @@ caller wrote it, the base URL is remembered, and usage is estimated (tiktoken ov
 from __future__ import annotations
 
 import asyncio
+import json
 
 import openai
 import pytest
@@ -118,3 +119,23 @@ def test_a_retry_that_fails_is_the_callers_error_without_our_400_in_its_chain(me
     assert not any(isinstance(e, openai.BadRequestError) for e in chain)  # the 400 we caused stays ours
     [event] = meter.events()
     assert (event.status, event.attempts, event.http_status) == ("error", 2, 503)
+
+
+def test_openrouter_is_not_asked_for_stream_usage_it_sends_anyway(meter, router):
+    """OpenRouter always ends a stream with usage: asking would only make the meter hide a chunk its users read."""
+    fake = FakeOpenAI()
+    route = fake.mount(router, "https://openrouter.ai/api/v1")
+
+    def always_usage(request):
+        body = json.loads(request.content)
+        body["stream_options"] = {"include_usage": True}  # the server behaves as if asked, whatever it was sent
+        fake.requests.append(json.loads(request.content))
+        return fake._sse(fake.stream_bytes(True))
+
+    route.mock(side_effect=always_usage)
+    client = meter.wrap(openai.OpenAI(api_key="sk-or-test", base_url="https://openrouter.ai/api/v1"))
+    chunks = list(client.chat.completions.create(model="openai/gpt-4.1-mini", messages=MESSAGES, stream=True))
+    assert "stream_options" not in fake.requests[0]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 1500  # the caller gets what OpenRouter sent
+    [event] = meter.events()
+    assert (event.usage_status, event.total_tokens) == ("reported", 1500)

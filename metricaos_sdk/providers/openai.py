@@ -24,6 +24,7 @@ __all__ = [
     "image_usage",
     "rejects_stream_options",
     "responses_usage",
+    "sends_stream_usage_unasked",
     "transcription_usage",
 ]
 
@@ -93,6 +94,17 @@ def transcription_usage(usage: Any) -> Usage | None:
     if usage.get("type") == "duration":
         return Usage()
     return checked(Usage(input_tokens=count(usage, "input_tokens"), output_tokens=count(usage, "output_tokens")), usage)
+
+
+# Hosts whose chat streams end with a usage chunk whether asked or not (OpenRouter's usage accounting: "usage
+# information is always included"). Asking them changes nothing but the chunk the meter would then hide.
+_USAGE_UNASKED_HOSTS = ("openrouter.ai",)
+
+
+def sends_stream_usage_unasked(base_url: str) -> bool:
+    """Whether the server at ``base_url`` sends stream usage unasked (so the meter does not ask)."""
+    host = base_url.partition("://")[2].partition("/")[0].rpartition("@")[2].partition(":")[0].lower()
+    return any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)
 
 
 def rejects_stream_options(exc: BaseException) -> bool:

@@ -33,7 +33,7 @@ import sqlite_utils
 
 from .._fork import renew_after_fork
 from ..errors import ConfigurationError
-from .migrations import migrations
+from .migrations import READ_NEEDS, migrations
 
 __all__ = ["Database", "immediate_transaction"]
 
@@ -175,7 +175,8 @@ def _check_schema(path: Path, db: sqlite_utils.Database) -> None:
     if not applied:
         raise ConfigurationError(f"{path} is a SQLite database but not a metricaos one (it has no metricaos "
                                  f"tables): pass the path of a database written by Meter(path).")
-    pending = [name for name in known if name not in applied]
+    needed = known[: known.index(READ_NEEDS) + 1]  # later migrations change nothing a reader reads
+    pending = [name for name in needed if name not in applied]
     if pending:
         raise ConfigurationError(f"The database {path} was written by an older metricaos-sdk and needs migrating "
                                  f"({', '.join(pending)}), which a read-only open cannot do: open it once with "

@@ -12,6 +12,10 @@ __all__ = ["migrations"]
 
 migrations = Migrations("metricaos")
 
+READ_NEEDS = "m004_event_credits"
+"""The last migration a read-only open needs applied: every column reports read exists after it. Later ones
+(m005 only drops unused tables) can wait for the next writable open. Move it when a migration changes what is read."""
+
 
 @migrations()
 def m001_events(db: Database) -> None:

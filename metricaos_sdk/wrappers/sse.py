@@ -184,6 +184,10 @@ class EventReader:
                 return
             self._retry = True
 
+    def held(self) -> bytes:
+        """The bytes of what is pending (a partial event and line), without letting go of them."""
+        return b"".join(self._lines) + b"".join(self._partial)
+
     def rest(self) -> bytes:
         """What is left unfinished at the end of the body: a partial event, which the SDKs never dispatch."""
         rest = b"".join(self._lines) + b"".join(self._partial)

@@ -270,7 +270,9 @@ class SSETap(Tap):
 
     def _feed(self, chunk: bytes) -> bytes:
         if self._broken:
-            return chunk
+            return self._passed(chunk)
+        held = self._reader.held() if self._filtering and not self._reader.idle else b""
+        data: bytes | None = None
         try:
             data = self._decoder.decode(chunk) if self._decoder is not None else chunk
             if self._kept is not None:
@@ -297,9 +299,15 @@ class SSETap(Tap):
         except Exception:
             log_fault(log, "stream observation failed; passing the rest through unread")
             self._broken = True
-            if not self._filtering:
+            if not self._filtering or data is None:
                 return chunk
-            return self._reader.rest()  # what was held back, unchanged: better one extra chunk than a lost one
+            return held + data  # everything held back and this read, as the server sent them: nothing lost
+
+    def _passed(self, chunk: bytes) -> bytes:
+        """A read once observation is off: as it came, decoded if the SDK was promised decoded bytes."""
+        if self._filtering and self._decoder is not None:
+            return self._decoder.decode(chunk)  # type: ignore[no-any-return]
+        return chunk
 
     def _emit(self, items: list[Event | bytes | Any]) -> bytes:
         """The bytes to hand on for ``items`` (see ``EventReader.feed``) when the stream is filtered."""
