@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from types import FrameType
 from typing import Any, TypeVar
 
 import httpx2
@@ -30,38 +28,16 @@ from ..providers.body import read_json_fields
 from ..providers.output_text import OutputText
 from ..worker import in_finalizer_context
 from .call import MeteredCall, failure_status
+from .closing import Outcome, sdk_reader_exit
 from .sse import CRLF_TAIL, Event, EventReader, cut, null_member_cuts, one_event
 
-__all__ = ["SSETap", "Tap", "live", "sdk_reader_exit"]
+__all__ = ["SSETap", "Tap", "live"]
 
 T = TypeVar("T", bound="Tap")
 
 log = logging.getLogger("metricaos_sdk")
 
 _KEPT_BODY = 256 * 1024  # of a streamed call answered without events (one JSON body): kept to read its usage
-_SDK_MODULES = ("openai.", "anthropic.")
-_READER = "__stream__"  # the provider SDKs' stream reader: it closes its response in a ``finally``
-_Outcome = tuple[str, "str | None"]
-
-
-def sdk_reader_exit() -> _Outcome | None:
-    """When a body is being closed by the provider SDK's own stream reader — its ``__stream__`` generator, which
-    closes the response in a ``finally`` — why it stopped: ``("ok", None)`` at what it took for the end,
-    ``("error", type)`` when it raised (an event it could not parse, an error event), ``("cancelled", None)``
-    when it was itself closed or collected. None when something else closes the body (the caller)."""
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(12):
-        if frame is None:
-            return None
-        if frame.f_code.co_name == _READER and frame.f_globals.get("__name__", "").startswith(_SDK_MODULES):
-            exc = sys.exc_info()[1]
-            if exc is None:
-                return "ok", None
-            if isinstance(exc, GeneratorExit):
-                return "cancelled", None
-            return failure_status(exc), type(exc).__name__
-        frame = frame.f_back
-    return None
 
 
 class Tap:
@@ -122,11 +98,11 @@ class Tap:
         self._disarm()
         self._finish_partial(failure_status(exc), type(exc).__name__)
 
-    def _closing(self) -> _Outcome:
+    def _closing(self) -> Outcome:
         """Why the body is closed now (see :func:`sdk_reader_exit`); asked before anything else runs."""
         return sdk_reader_exit() or ("cancelled", None)
 
-    def _finish_closed(self, outcome: _Outcome) -> None:
+    def _finish_closed(self, outcome: Outcome) -> None:
         if self._ended:
             return
         self._disarm()
