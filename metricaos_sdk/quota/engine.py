@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .._fork import renew_after_fork
-from ..errors import QuotaExceeded, QuotaUnavailable, RateLimited
+from ..errors import QuotaUnavailable
 from ..faults import describe
 from .alerts import QuotaAlert
 from .amounts import from_units, to_usage
@@ -30,6 +30,7 @@ from .outage import Breaker, Pending, Unsettled, demands_of
 from .periods import rate_window
 from .plans import Grant, Plan
 from .policy import LimitSpec, Policy, RateSpec, compile_policy
+from .refusals import refusal
 from .reservations import Balance, Bucket, Demand
 
 if TYPE_CHECKING:
@@ -197,7 +198,8 @@ class QuotaEngine:
         self._breaker.succeeded()
         if not outcome.ok:
             line = lines[outcome.failed]  # type: ignore[index]
-            raise self._refusal(policy, line, outcome.balances[outcome.failed], call)  # type: ignore[index]
+            raise refusal(self, policy, line.spec, line.demand.amount, line.end,
+                          outcome.balances[outcome.failed], call)  # type: ignore[index]
         self._tickets[call.id] = _Ticket(policy, lines, attribution.feature, epoch)
         for line, bal in zip(lines, outcome.balances, strict=True):
             spec = line.spec
@@ -242,37 +244,6 @@ class QuotaEngine:
             lines.append(_Line(rate, Demand(estimate.amount(rate.unit), (bucket,)),
                                datetime.fromtimestamp(ws, timezone.utc), datetime.fromtimestamp(we, timezone.utc)))
         return lines
-
-    def _refusal(self, policy: Policy, line: _Line, bal: Balance, call: MeteredCall) -> QuotaExceeded:
-        spec = line.spec
-        unit = spec.unit
-        numbers: dict[str, Any] = dict(
-            customer_id=policy.customer_id, unit=unit, limit=from_units(unit, bal.limit),
-            used=from_units(unit, bal.used), reserved=from_units(unit, bal.reserved),
-            requested=from_units(unit, line.demand.amount), resets_at=line.end,
-            plan=policy.plan.name if policy.plan is not None and getattr(spec, "source", "plan") == "plan" else None,
-            requested_output_tokens=self._output_held(call, unit),
-        )
-        now = datetime.now(timezone.utc)
-        if isinstance(spec, RateSpec):
-            return RateLimited(retry_after=(line.end - now).total_seconds(), period=spec.per, **numbers)
-        numbers.update(period=spec.period, feature=spec.feature)
-        if spec.mode == "throttle":
-            # Held by calls in flight: they settle in seconds. Used up: wait for the period to end.
-            wait = 1.0 if bal.used + line.demand.amount <= bal.limit else (line.end - now).total_seconds()
-            return RateLimited(retry_after=wait, **numbers)
-        return QuotaExceeded(**numbers)
-
-    def _output_held(self, call: MeteredCall, unit: str) -> int:
-        """The output tokens inside a refused call's estimate of ``unit`` (what a smaller ``max_tokens`` frees):
-        none for requests and per-call credits, whose estimates do not depend on the output."""
-        if unit == "requests":
-            return 0
-        if unit == "credits":
-            found = self.credits.get(call.attribution.feature)
-            if found is None or found[0].per_call is not None:
-                return 0
-        return CallEstimate(self, call).tokens()[1]
 
     # -- after the call -----------------------------------------------------------------------------
     def finish(self, call: MeteredCall, event: UsageEvent | None) -> UsageEvent | None:
