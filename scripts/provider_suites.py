@@ -96,11 +96,16 @@ Patches the ``__init__`` of the provider SDK's client classes so that each clien
 passed through ``wrap`` of one process-wide ``Meter(sink=MemorySink())``. A client the meter refuses
 (TypeError: a platform it does not support) is left as it was. The outermost ``__init__`` wraps: a
 subclass calling ``super().__init__()`` (AzureOpenAI on OpenAI) is wrapped once, complete.
+
+``Meter.faults`` counts only what the meter itself catches (sink, quota, worker); the interception layer
+(observe.py, taps.py, eventstream.py) and pricing log their faults without counting them there. So every
+WARNING-or-worse record of the ``metricaos_sdk`` logger is counted too, by level and first line.
 """
 
 import functools
 import importlib
 import json
+import logging
 import os
 from collections import Counter
 
@@ -113,7 +118,20 @@ STATS_DIR = os.environ.get("METRICAOS_SUITES_STATS_DIR")
 METER = metricaos_sdk.Meter(sink=metricaos_sdk.MemorySink())
 WRAPPED = Counter()
 REFUSED = Counter()
+LOGGED = Counter()
 _constructing = set()
+
+
+class _CountingHandler(logging.Handler):
+    def emit(self, record):
+        try:
+            first = record.getMessage().splitlines()[0][:240]
+        except Exception:
+            first = str(record.msg)[:240]
+        LOGGED[f"{record.levelname}: {first}"] += 1
+
+
+logging.getLogger("metricaos_sdk").addHandler(_CountingHandler(logging.WARNING))
 
 
 def _metered_init(cls, original):
@@ -169,6 +187,7 @@ def pytest_sessionfinish(session):
         "refused": dict(REFUSED),
         "events": len(METER.events()),
         "faults": METER.faults,
+        "logged": dict(LOGGED),
     }
     os.makedirs(STATS_DIR, exist_ok=True)
     with open(os.path.join(STATS_DIR, f"{worker}-{os.getpid()}.json"), "w") as f:
@@ -379,8 +398,8 @@ def install_test_dependencies(source: Path, workdir: Path) -> dict[str, Any]:
     if pip_install(loose, constraints):
         report["installed"] = loose
         return report
-    for requirement in loose:  # one by one: install what can be, list what cannot
-        (report["installed"] if pip_install([requirement], constraints) else report["failed"]).append(requirement)
+    for line in loose:  # one by one: install what can be, list what cannot
+        (report["installed"] if pip_install([line], constraints) else report["failed"]).append(line)
     return report
 
 
@@ -554,7 +573,7 @@ def rerun_alone(sdk: str, source: Path, results_dir: Path, plugin_dir: Path, fou
 def plugin_stats(stats_dir: Path) -> dict[str, Any]:
     """The wrapped run's plugin statistics, summed over its processes (xdist workers)."""
     total: dict[str, Any] = {"metricaos_sdk": None, "patched": [], "wrapped": {}, "refused": {}, "events": 0,
-                             "faults": 0}
+                             "faults": 0, "logged": {}}
     for path in sorted(stats_dir.glob("*.json")):
         stats = json.loads(path.read_text())
         total["metricaos_sdk"] = stats["metricaos_sdk"]
@@ -564,6 +583,8 @@ def plugin_stats(stats_dir: Path) -> dict[str, Any]:
                 total[key][name] = total[key].get(name, 0) + n
         total["events"] += stats["events"]
         total["faults"] += stats["faults"]
+        for line, n in stats.get("logged", {}).items():
+            total["logged"][line] = total["logged"].get(line, 0) + n
     return total
 
 
@@ -647,7 +668,12 @@ def print_report(summary: dict[str, Any]) -> None:
         plugin = report["plugin"]
         print(f"  metricaos_sdk {plugin['metricaos_sdk']}")
         print(f"  clients metered: {plugin['wrapped']}; refused by wrap (left bare): {plugin['refused']}; "
-              f"events recorded: {plugin['events']}; metering faults: {plugin['faults']}")
+              f"events recorded: {plugin['events']}; metering faults (Meter.faults): {plugin['faults']}")
+        logged = plugin.get("logged", {})
+        errors = sum(n for line, n in logged.items() if not line.startswith("WARNING:"))
+        print(f"  metricaos_sdk log records: {sum(logged.values())} (ERROR or worse: {errors})")
+        for line, n in sorted(logged.items(), key=lambda item: -item[1])[:15]:
+            print(textwrap.shorten(f"{n:6} {line}", width=max(40, width - 4), placeholder=" …", initial_indent="    "))
         for item in report["left_out"]:
             print(f"  left out: {item['path']}: {item['reason']}")
         for key, heading in headings.items():

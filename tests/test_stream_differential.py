@@ -157,7 +157,7 @@ def responses_events(s: Scenario) -> list[tuple[str | None, str]]:
 
 
 def anthropic_events(s: Scenario) -> list[tuple[str | None, str]]:
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-differential-test", "content": [],
                "stop_reason": None, "stop_sequence": None,
                "usage": {"input_tokens": 30, "cache_read_input_tokens": 10, "output_tokens": 1}}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": message},
@@ -183,7 +183,7 @@ def plain_body(s: Scenario) -> dict[str, Any]:
     if s.api == "responses":
         return {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "gpt-5-mini",
                 "output": [], "usage": {"input_tokens": 20, "output_tokens": 9, "total_tokens": 29}}
-    return {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    return {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-differential-test",
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": 30, "output_tokens": 11}}
 
@@ -253,7 +253,8 @@ def call(s: Scenario, client: Any) -> Any:
         return client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi", **extra)
     if s.api == "responses":
         return client.responses.create(model="gpt-5-mini", input="hi", **extra)
-    return client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}], **extra)
+    # Not a real model: the oldest SDKs warn (an error under pytest) for models their own list calls deprecated.
+    return client.messages.create(model="claude-differential-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}], **extra)
 
 
 def dump(item: Any) -> Any:
