@@ -60,6 +60,12 @@ class MeterConfig:
     """Output tokens reserved for a call whose request sets no ``max_tokens``-like limit."""
     quota_refresh_seconds: float = 1.0
     """How often a process checks the quota store for plan and customer changes made elsewhere."""
+    delivery_timeout: float = 5.0
+    """How long ``flush()``, ``close()`` and exit wait for events to reach the delivery destinations; what is
+    left stays in the outbox for the next process or ``metricaos deliver``."""
+    deliver_on_sigterm: bool = True
+    """With destinations, a SIGTERM that nothing else handles exits in order (``SystemExit(143)``), so the
+    meter's ``close()`` delivers for up to ``delivery_timeout`` seconds before the process ends."""
     billable_environments: tuple[str, ...] = ("production",)
     """Environments whose calls are billable and drawn from quotas; calls with no environment count as
     production. Others (test, internal, demo …) are recorded with ``billable=False``."""

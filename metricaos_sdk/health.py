@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from .delivery.outbox import Status
 from .faults import Fault
 
 __all__ = ["Health"]
@@ -33,3 +34,5 @@ class Health(BaseModel):
     configured) until it answers again."""
     quota_settlements_pending: int = 0
     """Settlements of finished calls waiting for the quota store now, retried in the background."""
+    deliveries: list[Status] = []
+    """Where each delivery destination stands: queued, delivered, skipped, retried, failed (parked), and why."""

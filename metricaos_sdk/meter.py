@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar, overload
@@ -15,6 +15,8 @@ import httpx2
 from ._fork import close_at_exit, forget_at_exit, renew_after_fork
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
+from .delivery import Delivery, Destination
+from .delivery.attach import attach
 from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
 from .event_builder import build_event, quote_call
 from .events import UsageEvent
@@ -71,6 +73,7 @@ class Meter:
         rates: Any = None,
         unpriced: str = "count",
         environment: str | None = None,
+        deliver_to: Sequence[Destination] = (),
         config: MeterConfig | None = None,
     ) -> None:
         if unpriced not in ("count", "refuse"):
@@ -123,6 +126,8 @@ class Meter:
         self._worker = BackgroundWorker("metricaos-meter", self._fault)
         self._quotas.attach(self._worker)
         renew_after_fork(self, _lock=threading.Lock, _open_calls=set)  # the parent's open calls are its own
+        self.delivery: Delivery | None = attach(sink, deliver_to, self.config, self._fault) if deliver_to else None
+        """Where committed events are sent on (``deliver_to=``): its ``status()`` says how far each destination is."""
         self._closed = False
         self._warned_closed = False
         close_at_exit(self, Meter.close)
@@ -224,11 +229,19 @@ class Meter:
         self._worker.drain()  # streams finished in the background (abandoned ones) are recorded first
         return list(self.sink.events(customer_id=customer_id, since=since, until=until, limit=limit))
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> bool:
         """Record what the background still holds (abandoned streams, settlements waiting for the quota store),
-        then deliver every recorded event (for the SQLite sink: commit what is journaled)."""
+        commit every recorded event, and wait for the delivery destinations to take them — for at most
+        ``timeout`` seconds (default ``MeterConfig.delivery_timeout``) for the last part. True if all went."""
         self._worker.drain()
         self._guard(self.sink.flush)
+        if self.delivery is None:
+            return True
+        try:
+            return self.delivery.flush(self.config.delivery_timeout if timeout is None else timeout)
+        except Exception:
+            self._fault("could not wait for delivery")
+            return False
 
     def close(self) -> None:
         """Record streams still open as cancelled, flush and close the sink. Also runs at interpreter exit.
@@ -240,9 +253,12 @@ class Meter:
             self._finish_abandoned(call)
         self._worker.stop()
         self._quotas.close()  # release reservations of calls cut off mid-flight (other threads at exit)
-        self.flush()
+        self._worker.drain()
+        self._guard(self.sink.flush)
         self._closed = True
         forget_at_exit(self)
+        if self.delivery is not None:  # what it cannot deliver in time stays in the outbox for the next process
+            self._guard(self.delivery.stop, self.config.delivery_timeout)
         self._guard(self.sink.close)
         if self._owns_quota_store:
             self._guard(self.quota_store.close)
@@ -252,8 +268,9 @@ class Meter:
         the journal being unavailable), open streams, and the quota store's state."""
         sink_health = getattr(self.sink, "health", None)
         sink = sink_health() if callable(sink_health) else {}
+        deliveries = self.delivery.status() if self.delivery is not None else []
         return Health(faults=self.faults, last_fault=self.last_fault, open_streams=len(self._open_calls),
-                      closed=self._closed, **sink, **self._quotas.health())
+                      closed=self._closed, deliveries=deliveries, **sink, **self._quotas.health())
 
     def __enter__(self) -> Meter:
         return self

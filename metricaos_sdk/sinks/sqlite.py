@@ -63,6 +63,8 @@ class SQLiteSink:
         """Called with a sentence when the sink meets a fault it recovers from (the meter counts it)."""
         self.journal_replaced = 0
         """Times a journal segment was found deleted under this process and its events journaled again."""
+        self.on_commit: list[Callable[[], None]] = []
+        """Called on the writer's thread after each commit (delivery wakes up on it)."""
         # Not "<db>-journal": that name is SQLite's own rollback journal.
         self.journal_dir = Path(f"{self.database.path}-metricaos-journal")
         self.rejected_path = Path(f"{self.database.path}-metricaos-rejected.jsonl")
@@ -238,6 +240,11 @@ class SQLiteSink:
                 self._committed = written
                 self._cond.notify_all()
             _discard(done)
+            for callback in self.on_commit:
+                try:
+                    callback()
+                except Exception:
+                    log_fault(log, "a commit callback failed")
         _discard(done)
 
     def _replace_journal(self) -> None:

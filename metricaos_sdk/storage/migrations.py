@@ -162,3 +162,41 @@ def m005_drop_m002_quota_tables(db: Database) -> None:
     # tables, and nothing has written or read them since. Dropped so the schema holds only what is used.
     db.execute("DROP TABLE IF EXISTS quotas")
     db.execute("DROP TABLE IF EXISTS usage_daily")
+
+
+@migrations()
+def m006_delivery(db: Database) -> None:
+    # The outbox (metricaos_sdk/delivery/): the events table is the queue, in rowid order (SQLite serialises
+    # writers, so rowid order is commit order); per destination a cursor — the last rowid it has settled —
+    # and a lease, so one process on the file delivers at a time; and the events a receiver refused, parked
+    # with its reason until they are retried. Nothing is ever dropped.
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS delivery_state (
+            destination TEXT PRIMARY KEY,
+            cursor INTEGER NOT NULL DEFAULT 0,
+            holder TEXT,
+            lease_until REAL NOT NULL DEFAULT 0,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            retried INTEGER NOT NULL DEFAULT 0,
+            failing_since REAL,
+            last_error TEXT,
+            last_delivery_at REAL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS delivery_failures (
+            destination TEXT NOT NULL,
+            event_rowid INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            parked_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'parked',
+            PRIMARY KEY (destination, event_rowid)
+        )
+        """
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS delivery_failures_state ON delivery_failures (destination, state)")
