@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["MeterConfig"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["MeterConfig", "load_delivery_file"]
 
 
 def _default_tiktoken_cache(environ: Mapping[str, str]) -> str:
@@ -60,6 +68,9 @@ class MeterConfig:
     """Output tokens reserved for a call whose request sets no ``max_tokens``-like limit."""
     quota_refresh_seconds: float = 1.0
     """How often a process checks the quota store for plan and customer changes made elsewhere."""
+    delivery_config: str | None = None
+    """A TOML file of delivery destinations (``METRICAOS_DELIVERY_CONFIG``) used when ``Meter(deliver_to=)`` is not
+    given; see :func:`load_delivery_file`."""
     delivery_timeout: float = 5.0
     """How long ``flush()``, ``close()`` and exit wait for events to reach the delivery destinations; what is
     left stays in the outbox for the next process or ``metricaos deliver``."""
@@ -80,9 +91,46 @@ class MeterConfig:
             "tiktoken_cache_dir": _default_tiktoken_cache(env),
             "quota_url": env.get("METRICAOS_QUOTA_URL") or None,
             "quota_fail_open": env.get("METRICAOS_QUOTA_FAIL_OPEN", "").strip().lower() not in {"0", "false", "no"},
+            "delivery_config": env.get("METRICAOS_DELIVERY_CONFIG") or None,
         }
         timeout = env.get("METRICAOS_QUOTA_TIMEOUT", "").strip()
         if timeout:
             values["quota_timeout"] = _seconds("METRICAOS_QUOTA_TIMEOUT", timeout)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def load_delivery_file(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The destinations of a delivery file: a TOML list of ``[[destination]]`` tables, each with a ``kind``
+    (``http``, ``openmeter``, ``stripe``, ``lago``, ``otel``, ``postgres``) and that destination's parameters.
+
+    A secret is never written in the file: ``<name>_env = "VARIABLE"`` takes parameter ``<name>`` from that
+    environment variable (``api_key_env = "OPENMETER_API_KEY"``), read here, the one place that reads the
+    environment."""
+    env = os.environ if environ is None else environ
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"Cannot read the delivery file {path} ({exc.strerror or exc}): check the path.") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"The delivery file {path} is not valid TOML ({exc}): fix the line it names.") from None
+    tables = document.get("destination")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ConfigurationError(f"The delivery file {path} names no destination: add a [[destination]] table with "
+                                 "a kind (http, openmeter, stripe, lago, otel, postgres) and its parameters.")
+    out = []
+    for number, table in enumerate(tables, 1):
+        spec: dict[str, Any] = {}
+        for key, value in table.items():
+            if key.endswith("_env"):
+                name = key[: -len("_env")]
+                if not isinstance(value, str) or value not in env:
+                    raise ConfigurationError(f"Destination {number} of {path} takes {name} from the environment "
+                                             f"variable {value!r}, which is not set: set it, or drop {key}.")
+                spec[name] = env[value]
+            else:
+                spec[key] = value
+        out.append(spec)
+    return out

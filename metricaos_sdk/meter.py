@@ -13,10 +13,11 @@ from typing import Any, TypeVar, overload
 import httpx2
 
 from ._fork import close_at_exit, forget_at_exit, renew_after_fork
-from .config import MeterConfig
+from .config import MeterConfig, load_delivery_file
 from .context import Attribution, AttributionScope, current_attribution
 from .delivery import Delivery, Destination
 from .delivery.attach import attach
+from .delivery.settings import destinations_from
 from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
 from .event_builder import build_event, quote_call
 from .events import UsageEvent
@@ -126,6 +127,8 @@ class Meter:
         self._worker = BackgroundWorker("metricaos-meter", self._fault)
         self._quotas.attach(self._worker)
         renew_after_fork(self, _lock=threading.Lock, _open_calls=set)  # the parent's open calls are its own
+        if not deliver_to and self.config.delivery_config:
+            deliver_to = destinations_from(load_delivery_file(self.config.delivery_config))
         self.delivery: Delivery | None = attach(sink, deliver_to, self.config, self._fault) if deliver_to else None
         """Where committed events are sent on (``deliver_to=``): its ``status()`` says how far each destination is."""
         self._closed = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .._version import __version__
+from .deliveries import deliver, deliveries
 from .demo import demo
 from .prices import prices
 
@@ -14,8 +15,10 @@ __all__ = ["cli"]
 @click.group()
 @click.version_option(__version__, prog_name="metricaos")
 def cli() -> None:
-    """Meter LLM calls: usage, cost and quotas."""
+    """Meter LLM calls: usage, cost, quotas, and delivery to the systems that bill them."""
 
 
 cli.add_command(demo)
+cli.add_command(deliver)
+cli.add_command(deliveries)
 cli.add_command(prices)

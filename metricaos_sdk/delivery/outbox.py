@@ -198,6 +198,17 @@ class Outbox:
             return int(conn.execute("UPDATE delivery_failures SET state = 'retry' WHERE state = 'parked' "
                                     "AND destination = ?", (destination,)).rowcount)
 
+    def owed(self, destination: str, target: int) -> bool:
+        """Whether the destination still owes events up to rowid ``target`` (past its cursor, or put back for a
+        retry)."""
+        with self._lock:
+            conn = self._connection()
+            row = conn.execute("SELECT cursor FROM delivery_state WHERE destination = ?", (destination,)).fetchone()
+            if (int(row[0]) if row else 0) < target:
+                return True
+            return conn.execute("SELECT 1 FROM delivery_failures WHERE destination = ? AND state = 'retry' LIMIT 1",
+                                (destination,)).fetchone() is not None
+
     def parked(self, destination: str) -> list[tuple[str, str]]:
         """``(event id, reason)`` of the destination's parked events, oldest first."""
         with self._lock:

@@ -102,7 +102,7 @@ class Delivery:
         self.notify()
         running = any(t.is_alive() for t in self._threads.values())
         for destination in self.destinations:
-            while self.outbox.cursor(destination.name) < target:
+            while self.outbox.owed(destination.name, target):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

@@ -64,6 +64,9 @@ def client_kind(client: Any) -> ClientKind | None:
         is_async = isinstance(client, openai.AsyncOpenAI)
         if isinstance(client, (openai.AzureOpenAI, openai.AsyncAzureOpenAI)):
             return ClientKind("azure_openai", ENDPOINTS, is_async, azure_deployment)
+        bedrock = tuple(getattr(openai, name) for name in ("BedrockOpenAI", "AsyncBedrockOpenAI") if hasattr(openai, name))
+        if bedrock and isinstance(client, bedrock):  # OpenAI models served by Amazon Bedrock: Bedrock bills them
+            return ClientKind("bedrock", ENDPOINTS, is_async)
         return ClientKind("openai", ENDPOINTS, is_async)
     return _anthropic_kind(client)
 

@@ -18,7 +18,6 @@ import logging
 import struct
 from typing import Any
 
-from ..faults import log_fault
 from .call import MeteredCall
 from .taps import SSETap
 
@@ -60,7 +59,7 @@ class EventStreamTap(SSETap):
                 at += total
             self._buffer = buffer[at:] if at else buffer
         except Exception:
-            log_fault(log, "event-stream observation failed; passing the rest through unread")
+            self._call.meter._fault("event-stream observation failed; passing the rest through unread")
             self._broken = True
             self._buffer = b""
         return chunk

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from ..faults import log_fault, safe_text
+from ..faults import safe_text
 from ..providers.body import read_json_fields
 from .call import MeteredCall
 from .decoding import make_decoder
@@ -79,4 +79,4 @@ def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> No
         call.tapped = True
         response.stream = tap  # type: ignore[assignment]  # live() made it the byte stream kind the body was
     except Exception:
-        log_fault(log, "could not observe a response; it passes through unmetered")
+        call.meter._fault("could not observe a response; it passes through unmetered")

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 import httpx2
 from pydantic_core import from_json
 
-from ..faults import log_fault
 from ..providers.body import read_json_fields
 from ..providers.output_text import OutputText
 from ..worker import in_finalizer_context
@@ -74,6 +73,12 @@ class Tap:
             self._armed = False
             self._call.meter._defer(self.abandon)
 
+    @property
+    def elapsed(self) -> Any:
+        """httpx2's ``Response.elapsed`` reads ``response.stream.elapsed`` (set by its bound stream on close) until
+        the response was read: the tap stands in that place, so it answers with its inner stream's."""
+        return getattr(self._inner, "elapsed", None)
+
     def abandon(self) -> None:
         """The reader left without ending or closing the body: finish the call as cancelled."""
         self._finish_closed(("cancelled", None))
@@ -90,7 +95,7 @@ class Tap:
         try:
             return self._end()
         except Exception:
-            log_fault(log, "could not read usage at the end of a response")
+            self._call.meter._fault("could not read usage at the end of a response")
             self._call.finish(status="ok", problem="usage could not be read")
             return b""
 
@@ -273,7 +278,7 @@ class SSETap(Tap):
                 return chunk
             return self._emit(items)
         except Exception:
-            log_fault(log, "stream observation failed; passing the rest through unread")
+            self._call.meter._fault("stream observation failed; passing the rest through unread")
             self._broken = True
             if not self._filtering or data is None:
                 return chunk
