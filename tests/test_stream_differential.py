@@ -189,6 +189,9 @@ def plain_body(s: Scenario) -> dict[str, Any]:
 
 
 class Pieces(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """``data`` in reads cut at ``cuts``; ``reset``: the connection then resets (after all of ``data``, which the
+    server cut short where the reset belongs: the same events reach a bare and a wrapped client)."""
+
     def __init__(self, data: bytes, cuts: list[int], reset: bool) -> None:
         bounds = sorted({c for c in cuts if 0 < c < len(data)})
         edges = [0, *bounds, len(data)]
@@ -196,10 +199,9 @@ class Pieces(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.reset = reset
 
     def __iter__(self):
-        for i, piece in enumerate(self.pieces):
-            if self.reset and i == len(self.pieces) // 2:
-                raise httpx.ReadError("connection reset by peer")
-            yield piece
+        yield from self.pieces
+        if self.reset:
+            raise httpx.ReadError("connection reset by peer")
 
     async def __aiter__(self):
         for piece in self.__iter__():
@@ -229,6 +231,8 @@ def respond(s: Scenario, request: httpx.Request) -> httpx.Response:
         events = events[:middle] + [("error" if s.api == "anthropic" else None, s.style.dumps(error))]
     elif s.ending == "garbage":
         events = events[:middle] + [(events[middle][0], "not json {")]
+    elif s.ending == "reset":
+        events = events[:middle]
     data = "".join(s.style.event(i, d, n) for i, (n, d) in enumerate(events)).encode()
     return httpx.Response(200, stream=Pieces(data, s.cuts, s.ending == "reset"),
                           headers={"content-type": "text/event-stream"})
