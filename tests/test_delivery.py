@@ -182,3 +182,18 @@ def test_the_token_never_reaches_a_log_or_the_status(db_path, caplog):
         assert "CANARY" not in repr(meter.delivery.destinations[0])
         meter.close()
 
+
+
+def test_the_encoding_is_the_events_json_schema_field_for_field():
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+
+    from metricaos_sdk import UsageEvent
+    from metricaos_sdk.delivery.http_json import encode_events
+
+    event = UsageEvent(timestamp=datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=timezone.utc), event_type="message",
+                       provider="anthropic", endpoint="/v1/messages", cost_usd=Decimal("0.0000123"),
+                       credits=Decimal("2.50"), price_effective_from=date(2026, 1, 1), tags={"team": "a"})
+    [sent] = json.loads(encode_events([event]))["events"]
+    assert sent == event.model_dump(mode="json") and list(sent) == list(UsageEvent.model_fields)
+    assert UsageEvent.model_validate(sent) == event  # a receiver parses it back exactly

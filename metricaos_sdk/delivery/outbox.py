@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .._fork import renew_after_fork
 from ..events import UsageEvent
-from ..storage.rows import row_to_event
+from ..storage.rows import events_from_rows
 
 __all__ = ["Outbox", "Pending", "Status"]
 
@@ -145,13 +145,9 @@ class Outbox:
                 row = conn.execute("SELECT cursor FROM delivery_state WHERE destination = ?", (destination,)).fetchone()
                 rows += conn.execute("SELECT rowid, * FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
                                      (int(row[0]) if row else 0, limit - retried)).fetchall()
-            names = ["rowid", *(d[0] for d in conn.execute("SELECT * FROM events LIMIT 0").description)]
-        out = []
-        for i, row in enumerate(rows):
-            values = dict(zip(names, row, strict=True))
-            rowid = values.pop("rowid")
-            out.append(Pending(rowid, row_to_event(values), parked=i < retried))
-        return out
+            names = [d[0] for d in conn.execute("SELECT * FROM events LIMIT 0").description]
+        events = events_from_rows(names, [row[1:] for row in rows])
+        return [Pending(row[0], event, parked=i < retried) for i, (row, event) in enumerate(zip(rows, events, strict=True))]
 
     # -- settling -----------------------------------------------------------------------------------
     def settle(self, destination: str, pending: Sequence[Pending], *, delivered: int, skipped: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,7 @@ from pydantic_core import from_json, to_json
 
 from ..events import UsageEvent
 
-__all__ = ["EVENT_COLUMNS", "event_to_line", "event_to_row", "line_to_row", "row_to_event"]
+__all__ = ["EVENT_COLUMNS", "event_to_line", "event_to_row", "events_from_rows", "line_to_row", "row_to_event"]
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(UsageEvent.model_fields)
 _BOOLS = {"billable", "streamed"}
@@ -36,6 +37,52 @@ def event_to_row(event: UsageEvent) -> tuple[Any, ...]:
     if tuple(values) == EVENT_COLUMNS:  # the usual case, __dict__ in field order: one pass, no lookups
         return tuple([v if (fn := convert(type(v))) is None else fn(v) for v in values.values()])
     return tuple([v if (fn := convert(type(v))) is None else fn(v) for v in (values[n] for n in EVENT_COLUMNS)])
+
+
+def _decimal(text: Any) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _date(text: Any) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+def _tags(text: Any) -> dict[str, str]:
+    return json.loads(text) if text and text != "{}" else {}
+
+
+_FROM_COLUMN: dict[str, Any] = {
+    "timestamp": datetime.fromisoformat, "tags": _tags, "billable": bool, "streamed": bool,
+    "cost_usd": _decimal, "credits": _decimal, "overage": _decimal, "overage_cost_usd": _decimal,
+    "price_effective_from": _date,
+}
+
+
+def events_from_rows(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[UsageEvent]:
+    """Events from rows of our own events table (``names`` its columns), built without validation: each column
+    is converted back to its field's type (the inverse of :func:`event_to_row`). Fields a row lacks (an older
+    schema) take their defaults; columns that are not fields are left out. For reading many (delivery, reports):
+    a third of :func:`row_to_event`'s time."""
+    fields = set(EVENT_COLUMNS)
+    names = list(names)
+    converts = [(name, _FROM_COLUMN[name]) for name in names if name in _FROM_COLUMN]
+    extra = [name for name in names if name not in fields]
+    in_order = not extra and tuple(names) == EVENT_COLUMNS
+    trusted = UsageEvent._trusted
+    out = []
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        for name, convert in converts:
+            value = values[name]
+            if value is not None:
+                values[name] = convert(value)
+        if not in_order:
+            for name in extra:
+                del values[name]
+            if len(values) == len(EVENT_COLUMNS):
+                values = {n: values[n] for n in EVENT_COLUMNS}
+        out.append(trusted(values))
+    return out
 
 
 def row_to_event(row: dict[str, Any]) -> UsageEvent:
