@@ -17,9 +17,11 @@ from metricaos_sdk import Meter, UsageEvent
 from metricaos_sdk.storage.migrations import migrations
 from metricaos_sdk.storage.rows import EVENT_COLUMNS, event_to_row
 
-APPLIED = ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits", "m005_drop_m002_quota_tables"]
-TABLES = {"_sqlite_migrations", "events", "quota_used", "quota_reservations", "quota_marks", "quota_config", "quota_meta"}
-QUOTA_TABLES = sorted(TABLES - {"_sqlite_migrations", "events"})
+APPLIED = ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits", "m005_drop_m002_quota_tables",
+           "m006_delivery"]
+TABLES = {"_sqlite_migrations", "events", "quota_used", "quota_reservations", "quota_marks", "quota_config", "quota_meta",
+          "delivery_state", "delivery_failures"}
+QUOTA_TABLES = sorted(t for t in TABLES if t.startswith("quota_"))
 
 
 def test_migrate_blank(db_path):
