@@ -4,7 +4,8 @@ One ``httpx2.Client`` per destination (connection reuse, bounded timeouts: a sta
 retry, never a hung thread). The answer is classified the same way everywhere: 2xx delivered; 408, 425, 429
 and 5xx (and connection errors, timeouts) retried, ``Retry-After`` honoured; any other 4xx rejected with the
 receiver's message — bounded, on one line, credentials cut — unless the destination recognises it as a
-duplicate rejection, which is a delivery.
+duplicate rejection, which is a delivery. 401 and 403 are retried too: a refused credential is never an
+event's fault.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from .destination import Result
 
 __all__ = ["HTTPSender", "classify", "retry_after"]
 
-_RETRIED = frozenset({408, 425, 429})
+# Worth retrying: a timeout, too early, too many — and a refused credential (401, 403), which is never an event's
+# fault: parking every event would need a manual retry once the key is fixed; retried, delivery resumes by itself
+# (and the retry horizon parks them if it never is).
+_RETRIED = frozenset({401, 403, 408, 425, 429})
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

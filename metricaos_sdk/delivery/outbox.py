@@ -171,9 +171,11 @@ class Outbox:
                 conn.execute("INSERT OR REPLACE INTO delivery_failures (destination, event_rowid, event_id, reason, "
                              "parked_at, state) VALUES (?, ?, ?, ?, ?, 'parked')",
                              (destination, p.rowid, p.event.id, reason[:1000], now))
+            # failing_since says whether delivery is failing now; last_error keeps the last reason until a newer one.
+            reason = parked[0][1][:1000] if parked else None
             conn.execute("UPDATE delivery_state SET delivered = delivered + ?, skipped = skipped + ?, "
-                         "failing_since = NULL, last_error = ?, last_delivery_at = ? WHERE destination = ?",
-                         (delivered, skipped, parked[0][1][:1000] if parked else None, now, destination))
+                         "failing_since = NULL, last_error = COALESCE(?, last_error), last_delivery_at = ? "
+                         "WHERE destination = ?", (delivered, skipped, reason, now, destination))
 
     def failed(self, destination: str, error: str) -> float:
         """A delivery failed and will be tried again; returns since when delivery has been failing."""
