@@ -6,9 +6,37 @@ encoder per receiver. At-least-once sending, deterministic keys from the event i
 deduplication on them make it exactly once. See docs/delivery.md.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .destination import Destination, Result
 from .http_json import HTTPJSON
+from .lago import Lago
+from .openmeter import OpenMeter
 from .outbox import Outbox, Status
+from .stripe import StripeMeter
 from .worker import Delivery, DeliveryPolicy
 
-__all__ = ["HTTPJSON", "Delivery", "DeliveryPolicy", "Destination", "Outbox", "Result", "Status"]
+if TYPE_CHECKING:
+    from .otel import OpenTelemetry
+    from .postgres import PostgreSQL
+
+__all__ = ["HTTPJSON", "Delivery", "DeliveryPolicy", "Destination", "Lago", "OpenMeter", "OpenTelemetry",
+           "Outbox", "PostgreSQL", "Result", "Status", "StripeMeter"]
+
+_OPTIONAL = {"OpenTelemetry": "otel", "PostgreSQL": "postgres"}
+"""Destinations whose module needs an optional extra, imported when first named: importing this package never
+imports their client library (``PostgreSQL`` needs psycopg: ``pip install 'metricaos-sdk[postgres]'``;
+``OpenTelemetry`` the OpenTelemetry SDK: ``pip install 'metricaos-sdk[otel]'``)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _OPTIONAL.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -167,10 +167,10 @@ class Outbox:
             if gone:
                 conn.executemany("DELETE FROM delivery_failures WHERE destination = ? AND event_rowid = ?",
                                  [(destination, r) for r in gone])
-            for p, reason in parked:
+            for p, why in parked:
                 conn.execute("INSERT OR REPLACE INTO delivery_failures (destination, event_rowid, event_id, reason, "
                              "parked_at, state) VALUES (?, ?, ?, ?, ?, 'parked')",
-                             (destination, p.rowid, p.event.id, reason[:1000], now))
+                             (destination, p.rowid, p.event.id, why[:1000], now))
             # failing_since says whether delivery is failing now; last_error keeps the last reason until a newer one.
             reason = parked[0][1][:1000] if parked else None
             conn.execute("UPDATE delivery_state SET delivered = delivered + ?, skipped = skipped + ?, "

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .._fork import renew_after_fork
+from ..errors import ConfigurationError
 from ..faults import describe, log_fault
 from .destination import Destination, Result
 from .outbox import Outbox, Pending, Status, holder_id
@@ -61,7 +62,8 @@ class Delivery:
                  fault: Callable[[str], None] | None = None) -> None:
         names = [d.name for d in destinations]
         if len(set(names)) != len(names):
-            raise ValueError(f"destination names must differ (each keys a cursor); got {names}")
+            raise ConfigurationError(f"Destination names must differ (each keys a cursor), got {names}: pass name= "
+                                     "to tell them apart.")
         self.destinations = list(destinations)
         self.policy = policy or DeliveryPolicy()
         self.outbox = Outbox(database)

@@ -1,0 +1,169 @@
+"""The PostgreSQL event store: its schema, as append-only migrations, and UsageEvent <-> row conversion.
+
+Where many hosts' events meet (``metricaos_sdk.delivery.postgres`` delivers into it; reports read it). One
+table holds the events, a column per :class:`~metricaos_sdk.UsageEvent` field in ``EVENT_COLUMNS`` order, with
+PostgreSQL's own types: money as ``numeric`` (exact, never a float), the time as ``timestamptz``, tags as
+``jsonb``, counts as ``bigint``, flags as ``boolean``; ``id`` is the primary key, on which every insert
+deduplicates. Needs psycopg 3: ``pip install 'metricaos-sdk[postgres]'``.
+
+Migrations are named functions, applied once per events table and recorded in ``metricaos_migrations`` in the
+table's schema (``target`` is the table's name: several tables can share a schema). Never edit one that has
+shipped; add the next. They run under a transaction-scoped advisory lock (one per schema), so processes that
+start together apply each exactly once and the others wait for it, then find nothing left to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+except ImportError as exc:  # pragma: no cover - exercised where psycopg is absent
+    raise ImportError("The PostgreSQL store needs psycopg 3: pip install 'metricaos-sdk[postgres]'") from exc
+
+from ..events import UsageEvent
+from .rows import EVENT_COLUMNS
+
+__all__ = ["EVENT_COLUMNS", "MIGRATIONS", "Table", "event_values", "migrate", "pending", "row_to_event"]
+
+MIGRATIONS_TABLE = "metricaos_migrations"
+
+Migration = Callable[["psycopg.Connection[Any]", "Table"], None]
+MIGRATIONS: dict[str, Migration] = {}
+"""Every migration, by name, in the order they apply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Where the events are: ``schema.name``. Names are quoted as identifiers wherever they are used."""
+
+    schema: str = "public"
+    name: str = "metricaos_events"
+
+    @property
+    def events(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def migrations(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, MIGRATIONS_TABLE)
+
+    def index(self, suffix: str) -> sql.Identifier:
+        """An index of the table, named after it (PostgreSQL's names are at most 63 bytes)."""
+        name = f"{self.name}_{suffix}"
+        while len(name.encode()) > 63:
+            name = name[:-1]
+        return sql.Identifier(name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def migration(fn: Migration) -> Migration:
+    if fn.__name__ in MIGRATIONS:
+        raise ValueError(f"a migration named {fn.__name__} exists already")
+    MIGRATIONS[fn.__name__] = fn
+    return fn
+
+
+@migration
+def m001_events(conn: psycopg.Connection[Any], table: Table) -> None:
+    # The columns of the SQLite store's events table after its m004, in the same order, typed for PostgreSQL.
+    conn.execute(sql.SQL(
+        """
+        CREATE TABLE IF NOT EXISTS {events} (
+            id text PRIMARY KEY,
+            schema_version bigint NOT NULL,
+            timestamp timestamptz NOT NULL,
+            event_type text NOT NULL,
+            customer_id text, user_id text, workspace_id text, feature text, environment text,
+            tags jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            provider text NOT NULL, model text, requested_model text, endpoint text NOT NULL,
+            input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,
+            cached_input_tokens bigint NOT NULL, cache_write_tokens bigint NOT NULL,
+            cache_write_5m_tokens bigint NOT NULL, cache_write_1h_tokens bigint NOT NULL,
+            reasoning_tokens bigint NOT NULL, total_tokens bigint NOT NULL,
+            web_search_requests bigint NOT NULL,
+            usage_status text NOT NULL, usage_problem text,
+            cost_usd numeric, price_status text NOT NULL, price_id text, price_table_version text,
+            price_effective_from date, service_tier text,
+            billable boolean NOT NULL, status text NOT NULL, error_type text, http_status bigint,
+            streamed boolean NOT NULL, duration_ms double precision NOT NULL, attempts bigint NOT NULL,
+            request_id text, sdk_version text NOT NULL,
+            credits numeric, credit_rule text, overage numeric, overage_cost_usd numeric
+        )
+        """).format(events=table.events))
+    # What reports ask: one customer's events over a period; everyone's over a period.
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {events} (customer_id, timestamp)").format(
+        name=table.index("customer_time"), events=table.events))
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {events} (timestamp)").format(
+        name=table.index("time"), events=table.events))
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory lock that serialises migrations in ``schema`` (a signed 64-bit key of our own)."""
+    digest = hashlib.sha256(f"metricaos_sdk.migrations:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def pending(conn: psycopg.Connection[Any], table: Table) -> list[str]:
+    """The migrations not yet applied to ``table`` (read without a lock: a hint, not a decision)."""
+    with conn.transaction():
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                              (sql.Identifier(table.schema, MIGRATIONS_TABLE).as_string(conn),)).fetchone()
+        if not exists or not exists[0]:
+            return list(MIGRATIONS)
+        done = {r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} WHERE target = %s").format(table.migrations),
+                                           (table.name,))}
+    return [name for name in MIGRATIONS if name not in done]
+
+
+def migrate(conn: psycopg.Connection[Any], table: Table) -> list[str]:
+    """Apply the migrations ``table`` lacks, each once whatever the number of processes doing the same; the
+    names applied here. ``conn`` must be in autocommit mode (each migration run is one transaction of ours)."""
+    if not pending(conn, table):
+        return []
+    applied = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table.schema),))
+        # Created only when missing: CREATE SCHEMA IF NOT EXISTS needs the right to create schemas even when
+        # the schema exists, which a role that may only write to its own schema lacks.
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(table.schema)))
+        conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (target text NOT NULL, name text NOT NULL, "
+                             "applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, name))")
+                     .format(table.migrations))
+        done = {r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} WHERE target = %s").format(table.migrations),
+                                           (table.name,))}
+        for name, fn in MIGRATIONS.items():
+            if name in done:
+                continue
+            fn(conn, table)
+            conn.execute(sql.SQL("INSERT INTO {} (target, name) VALUES (%s, %s)").format(table.migrations),
+                         (table.name, name))
+            applied.append(name)
+    return applied
+
+
+def event_values(event: UsageEvent) -> tuple[Any, ...]:
+    """The event's column values in ``EVENT_COLUMNS`` order, as psycopg adapts them (pure)."""
+    values = event.__dict__
+    row = list(values.values()) if tuple(values) == EVENT_COLUMNS else [values[n] for n in EVENT_COLUMNS]
+    row[_I_TAGS] = Jsonb(row[_I_TAGS])
+    return tuple(row)
+
+
+_I_TAGS = EVENT_COLUMNS.index("tags")
+
+
+def row_to_event(row: Mapping[str, Any]) -> UsageEvent:
+    """An event back from a row read with psycopg (a ``dict_row``, or any mapping of column to value)."""
+    data = {name: row[name] for name in EVENT_COLUMNS}
+    data["timestamp"] = data["timestamp"].astimezone(timezone.utc)
+    return UsageEvent.model_validate(data)
