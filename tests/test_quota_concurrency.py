@@ -3,6 +3,7 @@ is left behind whatever way the calls end."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -68,7 +69,8 @@ from tests.quota_support import ChunkedSimulator, hammer
 url = {url!r}
 if url:
     from metricaos_sdk.quota.backends import RedisQuotaStore
-    meter = Meter(config=MeterConfig(database=sys.argv[1]), quota_store=RedisQuotaStore.from_url(url, prefix={prefix!r}))
+    meter = Meter(config=MeterConfig.from_env(database=sys.argv[1]),
+                  quota_store=RedisQuotaStore.from_url(url, prefix={prefix!r}, timeout=10))
 else:
     meter = Meter(sys.argv[1])
 meter.credits.set("*", per_call=10)
@@ -81,8 +83,11 @@ print(admitted, refused)
 
 def run_processes(db_path: Path, count: int, url: str | None = None, prefix: str = "") -> list[tuple[int, int]]:
     code = PROCESS.format(root=str(ROOT), url=url, prefix=prefix)
+    # Concurrency is under test here, not outages: a store slow to answer on a loaded machine must not make the
+    # call path give up (the 50 ms default) and let a call go unreserved (tests/test_quota_store_outage.py).
+    env = {**os.environ, "METRICAOS_QUOTA_TIMEOUT": "10"}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(db_path.with_name(f"p{i}.db") if url else db_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
              for i in range(count)]
     results = []
     for p in procs:

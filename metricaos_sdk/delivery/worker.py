@@ -76,7 +76,9 @@ class Delivery:
         self._decided: dict[str, dict[int, tuple[str, str | None]]] = {d.name: {} for d in destinations}
         self._failures: dict[str, int] = {d.name: 0 for d in destinations}
         self._backoff: dict[str, float] = {d.name: 0.0 for d in destinations}
-        renew_after_fork(self, _cond=threading.Condition, _threads=dict, _holder=holder_id)
+        self._leased_until: dict[str, float] = {d.name: 0.0 for d in destinations}
+        renew_after_fork(self, _cond=threading.Condition, _threads=dict, _holder=holder_id,
+                         _leased_until=lambda: dict.fromkeys(names, 0.0))  # a child holds no lease
 
     # -- life-cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -128,6 +130,7 @@ class Delivery:
             thread.join(max(timeout, 1.0))
         for destination in self.destinations:
             try:
+                self._leased_until[destination.name] = 0.0
                 self.outbox.release(destination.name, self._holder)
                 destination.close()
             except Exception:
@@ -167,7 +170,7 @@ class Delivery:
     def run_once(self, destination: Destination) -> bool:
         """One round for ``destination``; True if it settled something (there may be more)."""
         name = destination.name
-        if not self.outbox.lease(name, self._holder, self.policy.lease_seconds):
+        if not self._hold_lease(name):
             return False  # another process on the file delivers here
         pending = self.outbox.batch(name, destination.max_batch)
         if not pending:
@@ -188,6 +191,19 @@ class Delivery:
         else:
             self._failures[name] = 0
         return settled > 0 and later is None
+
+    def _hold_lease(self, name: str) -> bool:
+        """Take or renew the lease on ``name`` — a write transaction, so only once a third of it has run (a round
+        that renewed it every batch would take the file's write lock twice a batch, beside the sink's writer)."""
+        seconds = self.policy.lease_seconds
+        now = time.time()
+        if now < self._leased_until[name] - seconds * 2 / 3:
+            return True
+        if not self.outbox.lease(name, self._holder, seconds):
+            self._leased_until[name] = 0.0
+            return False
+        self._leased_until[name] = now + seconds
+        return True
 
     def _send(self, destination: Destination, group: list[Pending], decided: dict[int, tuple[str, str | None]]) -> None:
         """Deliver ``group``, recording each event's fate in ``decided``; raises _Later on a retryable failure."""
