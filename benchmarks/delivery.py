@@ -9,9 +9,9 @@ local receiver (and into PostgreSQL), and a metered call's time with delivery ru
   events/s delivered end to end (until the receiver has them all), and the check that nothing was lost or
   doubled.
 - **caller**: a real ``openai`` client on an in-process simulated provider, metered with the SQLite sink, timed
-  call by call in alternating rounds with delivery to the receiver running (events flowing out) and without;
-  the median per-call difference is what delivery adds to the caller (it should be noise: the call only
-  commits locally).
+  call by call in rotating rounds: without delivery, with delivery to the receiver running (events flowing
+  out), and with the receiver down (connections refused, retried with back-off); the median per-call
+  difference is what delivery adds to the caller (it should be noise: the call only commits locally).
 """
 
 from __future__ import annotations
@@ -114,30 +114,53 @@ def throughput(events: int, threads: int, batch: int, destinations: list[Any], d
             "seconds": round(delivered, 2)}
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: a receiver that is down (connections refused)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def caller(calls: int, receiver: Counting, directory: Path) -> dict[str, Any]:
+    """Per-call time of a metered call without delivery, with delivery running to a receiver that takes the
+    events, and with the receiver down (every delivery refused a connection, retried with back-off)."""
     ask = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
-    plain = Meter(directory / "caller-plain.db")
-    delivering = Meter(directory / "caller-delivering.db", deliver_to=[HTTPJSON(receiver.url, name="bench")])
-    a, b = plain.wrap(SimulatedOpenAI().client()), delivering.wrap(SimulatedOpenAI().client())
-    for client in (a, b):
+    meters = {
+        "none": Meter(directory / "caller-plain.db"),
+        "delivering": Meter(directory / "caller-delivering.db", deliver_to=[HTTPJSON(receiver.url, name="bench")]),
+        "down": Meter(directory / "caller-down.db",
+                      deliver_to=[HTTPJSON(f"http://127.0.0.1:{closed_port()}/ingest", name="down")]),
+    }
+    clients = {k: m.wrap(SimulatedOpenAI().client()) for k, m in meters.items()}
+    for client in clients.values():
         for _ in range(50):
             client.chat.completions.create(**ask)
-    diffs = []
-    for round_ in range(calls // 20):
-        order = [(a, False), (b, True)] if round_ % 2 else [(b, True), (a, False)]
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for client, flag in order:
+    diffs: dict[str, list[float]] = {"delivering": [], "down": []}
+    names = list(clients)
+    for round_ in range(calls // 30):
+        order = names[round_ % 3:] + names[:round_ % 3]  # each arm first in turn
+        times: dict[str, list[float]] = {k: [] for k in names}
+        for name in order:
+            client = clients[name]
             for _ in range(10):
                 t = time.perf_counter()
                 client.chat.completions.create(**ask)
-                times[flag].append(time.perf_counter() - t)
-        diffs.append(statistics.median(times[True]) - statistics.median(times[False]))
-    delivered = delivering.flush(timeout=60)
-    plain.close()
-    delivering.close()
-    quartiles = statistics.quantiles(diffs, n=4) if len(diffs) >= 4 else [0.0, 0.0, 0.0]
-    return {"calls": calls, "added_us_median": round(statistics.median(diffs) * 1e6, 1),
-            "added_us_iqr": [round(q * 1e6, 1) for q in (quartiles[0], quartiles[2])], "delivered": delivered}
+                times[name].append(time.perf_counter() - t)
+        for name in diffs:
+            diffs[name].append(statistics.median(times[name]) - statistics.median(times["none"]))
+    delivered = meters["delivering"].flush(timeout=60)
+    [down] = meters["down"].health().deliveries
+    held = down.queued
+    for meter in meters.values():
+        meter.close()
+    out: dict[str, Any] = {"calls": calls, "delivered": delivered, "held_while_down": held}
+    for name, values in diffs.items():
+        quartiles = statistics.quantiles(values, n=4) if len(values) >= 4 else [0.0, 0.0, 0.0]
+        out[name] = {"added_us_median": round(statistics.median(values) * 1e6, 1),
+                     "added_us_iqr": [round(q * 1e6, 1) for q in (quartiles[0], quartiles[2])]}
+    return out
 
 
 def main() -> None:
@@ -171,8 +194,12 @@ def main() -> None:
             results["postgres"] = pg
             print(f"PostgreSQL: {pg['delivered_per_s']:,}/s delivered end to end ({pg['seconds']} s)")
         results["caller"] = cost = caller(args.calls, receiver, directory)
-        print(f"caller: a metered call with delivery running costs {cost['added_us_median']:+} µs (median of paired "
-              f"rounds; IQR {cost['added_us_iqr'][0]:+} to {cost['added_us_iqr'][1]:+} µs) over {args.calls:,} calls")
+        for arm, label in (("delivering", "delivery running"), ("down", "the receiver down")):
+            added = cost[arm]
+            print(f"caller: a metered call with {label} costs {added['added_us_median']:+} µs vs no delivery (median "
+                  f"of paired rounds; IQR {added['added_us_iqr'][0]:+} to {added['added_us_iqr'][1]:+} µs) over "
+                  f"{args.calls:,} calls")
+        print(f"caller: with the receiver down the outbox held {cost['held_while_down']:,} events, none lost")
     receiver.close()
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2))

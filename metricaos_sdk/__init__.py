@@ -9,6 +9,9 @@ This module is the public API; everything else is internal and may change.
 """
 
 from ._version import __version__
+from .actions import ActionRun, ActionScope, current_action
+from .billable import BillableRules
+from .billing import Adjustment, Billing, Charge, CreditPack, Invoice, InvoiceLine, PricePlan, Replay
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
 from .errors import ConfigurationError, MetricaOSError, QuotaExceeded, QuotaUnavailable, RateLimited, UnpricedModel
@@ -33,19 +36,29 @@ from .sinks import EventQuery, MemorySink, Sink, SQLiteSink
 from .usage import Usage
 
 __all__ = [
+    "ActionRun",
+    "ActionScope",
+    "Adjustment",
     "Attribution",
     "AttributionScope",
+    "BillableRules",
+    "Billing",
+    "Charge",
     "ConfigurationError",
+    "CreditPack",
     "CreditRule",
     "EventQuery",
     "Grant",
     "InMemoryQuotaStore",
+    "Invoice",
+    "InvoiceLine",
     "LimitStatus",
     "MemorySink",
     "Meter",
     "MeterConfig",
     "MetricaOSError",
     "Plan",
+    "PricePlan",
     "PriceQuote",
     "Quota",
     "QuotaAlert",
@@ -57,6 +70,7 @@ __all__ = [
     "RateLimited",
     "RateTable",
     "RedisQuotaStore",
+    "Replay",
     "SQLiteQuotaStore",
     "SQLiteSink",
     "Sink",
@@ -67,5 +81,6 @@ __all__ = [
     "UsageSummary",
     "UsageTotals",
     "__version__",
+    "current_action",
     "current_attribution",
 ]

@@ -53,8 +53,15 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
         problem = "; ".join(p for p in (problem, method, output_method) if p)
     else:
         usage_status, usage = "none", Usage()
-    billable = answered and (status == "ok" or usage.total_tokens > 0) \
-        and meter._quotas.counts(call.attribution.environment)  # test/internal/demo: recorded, not billed
+    a = call.attribution
+    rules = meter._quotas.billable
+    # The billable rules (billable.py): test/internal/demo, failed, retried … recorded, not billed.
+    billable, billable_rule = rules.after_call(
+        rules.before(environment=a.environment, feature=a.feature, event_type=call.endpoint.event_type, tags=a.tags),
+        status=status, answered=answered and (status == "ok" or usage.total_tokens > 0), attempts=call.attempts,
+        input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens)
+    if rules.by_plan and a.customer_id is not None:
+        billable, billable_rule = rules.plan((billable, billable_rule), meter._plan_of(a.customer_id))
     model = model or call.requested_model
     # An estimate of nothing (a text-format transcription, a body without text) is no estimate: cost unknown.
     priced = usage_status == "reported" or (usage_status == "estimated" and usage.total_tokens > 0)
@@ -67,7 +74,7 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
             _warned_unpriced.add(key)
             log.warning("metricaos_sdk: no price for %s model %s; its calls are recorded with cost_usd=None",
                         call.provider, safe_text(repr(priced_model), 120))
-    a = call.attribution
+    action = call.action
     if quote is not None:
         cost, price_status, price_id = quote.cost_usd, quote.price_status, quote.price_id
         table_version, effective_from = quote.table_version, quote.effective_from
@@ -92,6 +99,10 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
         "request_id": response_id, "sdk_version": __version__,
         # set by the quota engine
         "credits": None, "credit_rule": None, "overage": None, "overage_cost_usd": None,
+        "action_id": action.id if action is not None else None,
+        "parent_action_id": action.parent.id if action is not None and action.parent is not None else None,
+        "action_name": action.spec.name if action is not None else None,
+        "unit": None, "quantity": None, "billable_rule": billable_rule, "action_calls": None,
     })
 
 

@@ -1,8 +1,12 @@
-"""UsageEvent: the record of one logical LLM call. Its schema is public and versioned.
+"""UsageEvent: the record of one logical LLM call, action or custom usage. Its schema is public and versioned.
 
 One event per logical call: the provider SDK's retries are folded into ``attempts``; the event ``id`` is
 generated once per call and is the idempotency key every sink and downstream system deduplicates on.
 No prompt or completion text is ever part of an event.
+
+Besides LLM calls (``event_type`` from the endpoint: ``chat_completion``, ``message`` …) there are the events
+the product records itself (:data:`PRODUCT_EVENT_TYPES`): ``action`` (one unit of product work, billed once for
+all the calls it made; see ``docs/actions.md``), ``usage`` (custom units: pages, minutes …) and ``outcome``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EVENT_SCHEMA_VERSION", "CallStatus", "UsageEvent", "UsageStatus", "new_event_id"]
+__all__ = ["ACTION", "EVENT_SCHEMA_VERSION", "OUTCOME", "PRODUCT_EVENT_TYPES", "USAGE", "CallStatus", "UsageEvent",
+           "UsageStatus", "is_llm_call", "new_event_id"]
 
 EVENT_SCHEMA_VERSION = 1
+"""Fields are only ever added (with defaults, so older events stay valid): the version moves only if one changes."""
+
+ACTION = "action"
+USAGE = "usage"
+OUTCOME = "outcome"
+PRODUCT_EVENT_TYPES = frozenset({ACTION, USAGE, OUTCOME})
+"""Event types the product records (not LLM calls): their ``provider`` is ``"metricaos"``, their tokens 0."""
+
+
+def is_llm_call(event: UsageEvent) -> bool:
+    """Whether ``event`` is an LLM call (not an action, custom usage or outcome). An action's ``cost_usd`` is the
+    sum of its calls': totals of cost, tokens or requests over events count LLM calls only."""
+    return event.event_type not in PRODUCT_EVENT_TYPES
 
 CallStatus = Literal["ok", "error", "cancelled"]
 """``ok``: the provider answered and the body was read to the end. ``error``: the provider answered with an
@@ -101,6 +119,20 @@ class UsageEvent(BaseModel):
     overage: Decimal | None = Field(default=None, description="The part of this call beyond the plan's allowance, "
                                     "in the plan's unit (overage plans only).")
     overage_cost_usd: Decimal | None = Field(default=None, description="``overage`` at the plan's overage price.")
+
+    action_id: str | None = Field(default=None, description="The action this event belongs to: on an LLM call or "
+                                  "custom usage, the innermost action it was made in; on an action's own event, its id "
+                                  "(which is also the event's ``id``).")
+    parent_action_id: str | None = Field(default=None, description="The action enclosing ``action_id`` (None: "
+                                         "``action_id`` is outermost).")
+    action_name: str | None = Field(default=None, description="The name of ``action_id``'s action.")
+    unit: str | None = Field(default=None, description="Custom usage's unit (``page``, ``minute``; an outcome's name); "
+                             "None for LLM calls and actions.")
+    quantity: Decimal | None = Field(default=None, description="How many ``unit`` were used (exact); None for LLM calls.")
+    billable_rule: str | None = Field(default=None, description="The billable rule that decided ``billable`` "
+                                      "(``environment test``, ``status error`` …); None when none applied.")
+    action_calls: int | None = Field(default=None, description="On an action's own event: how many LLM calls it made "
+                                     "(nested actions' included).")
 
     @classmethod
     def _trusted(cls, values: dict[str, Any]) -> UsageEvent:

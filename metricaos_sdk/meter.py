@@ -12,7 +12,10 @@ from typing import Any, TypeVar, overload
 
 import httpx2
 
+from . import product_events
 from ._fork import close_at_exit, forget_at_exit, renew_after_fork
+from .actions import ON_FAILURE, ActionRun, ActionScope, ActionSpec, OnFailure, current_action
+from .billable import BillableRules
 from .config import MeterConfig, load_delivery_file
 from .context import Attribution, AttributionScope, current_attribution
 from .delivery import Delivery, Destination
@@ -26,6 +29,7 @@ from .health import Health
 from .pricing import RateTable
 from .providers.openai import rejects_stream_options, sends_stream_usage_unasked
 from .quota import (
+    CreditRule,
     CreditRules,
     Customers,
     InMemoryQuotaStore,
@@ -36,6 +40,7 @@ from .quota import (
     SQLiteQuotaStore,
     period_bounds,
 )
+from .quota.amounts import check_amount
 from .quota.periods import PERIODS
 from .quota.statuses import limit_statuses
 from .reports import UsageSummary, summarize
@@ -76,12 +81,16 @@ class Meter:
         environment: str | None = None,
         deliver_to: Sequence[Destination] = (),
         config: MeterConfig | None = None,
+        billable: BillableRules | None = None,
     ) -> None:
         if unpriced not in ("count", "refuse"):
             raise ConfigurationError(
                 f"unpriced={unpriced!r} is not a policy: use 'count' (record tokens, cost None) or 'refuse' (raise "
                 "UnpricedModel before sending); to charge a fallback rate, pass rates=RateTable.bundled().with_fallback(...)."
             )
+        if billable is not None and not isinstance(billable, BillableRules):
+            raise ConfigurationError(f"billable= takes a BillableRules object, like BillableRules(failed=False); got "
+                                     f"{type(billable).__name__}.")
         if database is not None and sink is not None:
             raise ConfigurationError("Pass either a database path or sink=, not both: the path configures the default SQLite sink.")
         self.config = config or MeterConfig.from_env(
@@ -108,7 +117,9 @@ class Meter:
         self.credits = CreditRules()
         """Credit rules by feature: ``meter.credits.set("summarize_document", per_call=50)``."""
         self._quotas = QuotaEngine(quota_store, config=self.config, rates=self.rates, credits=self.credits,
-                                   fault=self._fault)
+                                   fault=self._fault, billable=billable)
+        self.billable: BillableRules = self._quotas.billable
+        """The billable rules: which events count (``Meter(billable=BillableRules(...))``; see ``billable.py``)."""
         if isinstance(sink, EventQuery):  # a limit set mid-period counts the period's earlier events
             self._quotas.history = lambda customer_id, since, until: self.events(
                 customer_id=customer_id, since=since, until=until)
@@ -183,6 +194,69 @@ class Meter:
             return self.context(feature=getattr(function, "__name__", None))(function)
         return self.context(customer_id=customer_id, user_id=user_id, workspace_id=workspace_id, feature=feature,
                             environment=environment, tags=tags)
+
+    def action(self, name: str, *, credits: int | Decimal | str | CreditRule | None = None,
+               on_failure: OnFailure = "free", customer_id: str | None = None, user_id: str | None = None,
+               workspace_id: str | None = None, feature: str | None = None, environment: str | None = None,
+               tags: Mapping[str, str] | None = None, reserve: int | Decimal | str | None = None,
+               lease_seconds: float | None = None) -> ActionScope:
+        """A unit of product work billed once, however many LLM calls it makes: ``with meter.action(...)``,
+        ``async with``, or a decorator (``def`` / ``async def``). See ``docs/actions.md``.
+
+        ``credits``: its price — a fixed number of credits, or a :class:`CreditRule` (``per_call`` is per action;
+        cost- or token-based rules price the sum of its calls, holding ``reserve`` credits while it runs). None:
+        the meter's credit rule for the action's feature. Its credits are reserved when it starts
+        (:class:`QuotaExceeded` before anything inside runs when they do not fit) and settled when it ends.
+        ``on_failure`` (an exception leaves it, or ``run.fail()``): ``"free"`` charges nothing, ``"at_cost"``
+        what its calls would have cost under their own credit rules, ``"charge"`` the full price. ``feature``
+        defaults to ``name``; the other attribution arguments work as in :meth:`context`. ``lease_seconds``:
+        how long its reservation outlives a process that dies inside it (``MeterConfig.quota_lease_seconds``)."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise ConfigurationError(f"meter.action() needs a name (a non-empty str of at most 200 characters), got "
+                                     f"{name!r}: name the product work, like 'summarize_document'.")
+        if on_failure not in ON_FAILURE:
+            raise ConfigurationError(f"meter.action(on_failure={on_failure!r}) is not a rule: use 'free' (not charged), "
+                                     "'at_cost' (charged what its calls cost) or 'charge' (charged in full).")
+        fixed = rule = None
+        if isinstance(credits, CreditRule):
+            rule = credits
+        elif credits is not None:
+            fixed = check_amount("credits", credits, f"meter.action({name!r}) credits")
+        held = None if reserve is None else check_amount("credits", reserve, f"meter.action({name!r}) reserve")
+        if lease_seconds is not None and (isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float))
+                                          or not lease_seconds > 0):
+            raise ConfigurationError(f"meter.action({name!r}) lease_seconds must be a positive number of seconds, "
+                                     f"got {lease_seconds!r}.")
+        attribution = Attribution(customer_id, user_id, workspace_id, feature if feature is not None else name,
+                                  environment, dict(tags or {}))
+        return ActionScope(self, ActionSpec(name, fixed, rule, on_failure, attribution, held, lease_seconds))
+
+    def record_usage(self, unit: str, quantity: int | Decimal | str, *, idempotency_key: str,
+                     customer_id: str | None = None, user_id: str | None = None, workspace_id: str | None = None,
+                     feature: str | None = None, environment: str | None = None,
+                     tags: Mapping[str, str] | None = None, timestamp: datetime | None = None,
+                     cost_usd: Decimal | int | str | None = None) -> UsageEvent:
+        """Record ``quantity`` of a custom ``unit`` (``"page"``, ``"minute"``, ``"image"``, ``"workflow_run"`` …);
+        the event (``event_type="usage"``). Recording the same ``idempotency_key`` again (for the same customer
+        and unit, in any process) is one event and counts once. Priced by the feature's credit rule
+        (``CreditRule(per_unit={"page": "0.5"})``) and drawn from the customer's credits; never refused —
+        the usage happened (run the work in :meth:`action` to refuse it beforehand). ``cost_usd``: what it cost
+        you, if known. Attribution as in :meth:`context`; the current context fills what is not given."""
+        return product_events.record_usage(
+            self, unit, quantity, idempotency_key=idempotency_key, event_type="usage", timestamp=timestamp,
+            attribution=Attribution(customer_id, user_id, workspace_id, feature, environment, dict(tags or {})),
+            cost_usd=cost_usd)
+
+    def record_outcome(self, name: str, *, idempotency_key: str, customer_id: str | None = None,
+                       user_id: str | None = None, workspace_id: str | None = None, feature: str | None = None,
+                       environment: str | None = None, tags: Mapping[str, str] | None = None,
+                       timestamp: datetime | None = None) -> UsageEvent:
+        """Record an outcome the customer pays for (``"resolved_ticket"``): custom usage of unit ``name``,
+        quantity 1, ``event_type="outcome"``. Events are never edited: an outcome reversed later (the ticket was
+        reopened) is reversed by an adjustment in the billing ledger, not here."""
+        return product_events.record_usage(
+            self, name, 1, idempotency_key=idempotency_key, event_type="outcome", timestamp=timestamp,
+            attribution=Attribution(customer_id, user_id, workspace_id, feature, environment, dict(tags or {})))
 
     def set_quota(self, customer_id: str, *, tokens: int | None = None, cost_usd: Decimal | int | str | None = None,
                   requests: int | None = None, period: str = "month") -> None:
@@ -303,6 +377,7 @@ class Meter:
                 body = None
             deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
             call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution, deployment=deployment)
+            call.action = current_action()
             if deployment is not None:
                 call.requested_model = deployment  # Azure: what the request was routed to; the event's model is the answer's
             if self.unpriced == "refuse" and not self._priceable(call):
@@ -389,13 +464,36 @@ class Meter:
             self._fault("could not record a call")
             return
         # Settle the reservation (or release it: not billable) and add credits/overage; never raises.
-        self._record(self._quotas.finish(call, event))  # type: ignore[arg-type]
+        event = self._quotas.finish(call, event)  # type: ignore[assignment]
+        if call.action is not None:
+            call.action.note_call(event.cost_usd, event.input_tokens, event.output_tokens)
+        self._record(event)
 
     def _record(self, event: UsageEvent) -> None:
         try:
             self.sink.write([event])
         except Exception:
             self._fault(f"sink {type(self.sink).__name__} failed to write event {event.id}")
+
+    # -- used by actions ----------------------------------------------------------------------------
+    def _start_action(self, run: ActionRun) -> None:
+        if self._closed or not self.config.enabled:
+            run.attribution = current_attribution().merged(run.spec.attribution)
+            return
+        product_events.start_action(self, run)
+
+    def _end_action(self, run: ActionRun, exc: BaseException | None) -> None:
+        if not self._closed and self.config.enabled:
+            product_events.end_action(self, run, exc)
+
+    def _plan_of(self, customer_id: str) -> str | None:
+        """The customer's plan (for plan billable rules); None when unknown. Never raises."""
+        try:
+            policy = self._quotas.policy(customer_id)
+        except Exception:
+            self._fault("could not read the customer's plan for the billable rules")
+            return None
+        return policy.plan.name if policy is not None and policy.plan is not None else None
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:

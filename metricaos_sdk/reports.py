@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from .events import UsageEvent
+from .events import PRODUCT_EVENT_TYPES, UsageEvent
 from .formatting import cost, count, plural, quantity, usd, usd_per_call
 
 __all__ = ["LimitStatus", "Totals", "UsageSummary", "combine", "summarize", "totals_text"]
@@ -189,6 +189,9 @@ def combine(groups: Iterable[Totals]) -> Totals:
 
 
 def _add(totals: Totals, e: UsageEvent) -> Totals:
+    if e.event_type in PRODUCT_EVENT_TYPES:  # an action's cost is its calls' (counted with them): credits only
+        return totals.model_copy(update={"credits": totals.credits + (e.credits or 0),
+                                         "overage_cost_usd": totals.overage_cost_usd + (e.overage_cost_usd or 0)})
     return Totals(
         requests=totals.requests + 1,
         input_tokens=totals.input_tokens + e.input_tokens,
@@ -224,7 +227,7 @@ def summarize(
         totals = _add(totals, e)
         for groups, key in (
             (by_feature, e.feature or "(none)"),
-            (by_model, e.model or "(unknown)"),
+            (by_model, e.model or ("(unknown)" if e.event_type not in PRODUCT_EVENT_TYPES else "(no model)")),
             (by_day, e.timestamp.date().isoformat()),
             (by_user, e.user_id or "(none)"),
         ):

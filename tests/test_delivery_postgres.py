@@ -30,7 +30,9 @@ from tests.postgres_support import Proxy, with_params
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[test]')")
 
 from metricaos_sdk.delivery.postgres import PostgreSQL  # noqa: E402
-from metricaos_sdk.storage.postgres import event_values, row_to_event  # noqa: E402
+from metricaos_sdk.storage.postgres import MIGRATIONS, event_values, row_to_event  # noqa: E402
+
+ALL_MIGRATIONS = list(MIGRATIONS)
 
 ROOT = Path(__file__).resolve().parents[1]
 ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
@@ -190,7 +192,7 @@ def test_two_producers_on_two_files_fill_one_table_once_each(tmp_path, postgres_
     assert rows(postgres_url, schema) == sorted(union, key=lambda e: (e.timestamp, e.id))
     with psycopg.connect(postgres_url) as conn:
         applied = conn.execute(f'SELECT target, name FROM "{schema}".metricaos_migrations').fetchall()
-    assert applied == [("metricaos_events", "m001_events")]
+    assert applied == [("metricaos_events", name) for name in ALL_MIGRATIONS]
 
 
 def test_backends_terminated_mid_run_are_retried_and_nothing_is_lost(db_path, postgres_url, schema):
@@ -318,12 +320,12 @@ def test_a_row_postgresql_refuses_is_parked_and_the_rest_delivered(db_path, post
 
 def test_migrations_apply_once(postgres_url, schema):
     first = PostgreSQL(postgres_url, schema=schema)
-    assert first.migrate() == ["m001_events"]
+    assert first.migrate() == ALL_MIGRATIONS
     assert first.migrate() == []
-    assert PostgreSQL(postgres_url, schema=schema, table="other_events").migrate() == ["m001_events"]
+    assert PostgreSQL(postgres_url, schema=schema, table="other_events").migrate() == ALL_MIGRATIONS
     with psycopg.connect(postgres_url) as conn:
         applied = conn.execute(f'SELECT target, name FROM "{schema}".metricaos_migrations ORDER BY 1').fetchall()
-    assert applied == [("metricaos_events", "m001_events"), ("other_events", "m001_events")]
+    assert sorted(applied) == sorted((t, n) for t in ("metricaos_events", "other_events") for n in ALL_MIGRATIONS)
 
 
 MIGRATOR = textwrap.dedent('''
@@ -351,10 +353,10 @@ def test_migrations_racing_in_processes_apply_once(postgres_url, schema):
         out, err = child.communicate(timeout=60)
         assert child.returncode == 0, err
         results.append(json.loads(out))
-    assert sorted(results, key=len) == [[]] * 3 + [["m001_events"]]
+    assert sorted(results, key=len) == [[]] * 3 + [ALL_MIGRATIONS]
     with psycopg.connect(postgres_url) as conn:
         applied = conn.execute(f'SELECT name FROM "{schema}".metricaos_migrations').fetchall()
-    assert applied == [("m001_events",)]
+    assert sorted(applied) == [(name,) for name in ALL_MIGRATIONS]
 
 
 def test_the_password_never_reaches_a_message_a_log_or_the_repr(db_path, postgres_url, schema, caplog):

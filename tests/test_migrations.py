@@ -18,9 +18,10 @@ from metricaos_sdk.storage.migrations import migrations
 from metricaos_sdk.storage.rows import EVENT_COLUMNS, event_to_row
 
 APPLIED = ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits", "m005_drop_m002_quota_tables",
-           "m006_delivery"]
+           "m006_delivery", "m007_event_actions", "m008_billing"]
 TABLES = {"_sqlite_migrations", "events", "quota_used", "quota_reservations", "quota_marks", "quota_config", "quota_meta",
-          "delivery_state", "delivery_failures"}
+          "delivery_state", "delivery_failures", "billing_adjustments", "billing_adjusted_events",
+          "billing_plans", "billing_subscriptions"}
 QUOTA_TABLES = sorted(t for t in TABLES if t.startswith("quota_"))
 
 
@@ -45,8 +46,10 @@ def m004_database(db_path, *, leftovers: bool) -> sqlite_utils.Database:
                        provider="openai", endpoint="/chat/completions", model="gpt-4.1-mini", customer_id="cus_old",
                        input_tokens=1200, output_tokens=300, total_tokens=1500, cost_usd=Decimal("0.00096"),
                        price_status="priced", credits=Decimal("1.5"))
-    db.execute(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
-               event_to_row(event))
+    columns = list(db["events"].columns_dict)  # m004's: the action and custom usage columns came with m007
+    row = dict(zip(EVENT_COLUMNS, event_to_row(event), strict=True))
+    db.execute(f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+               [row[c] for c in columns])
     limits = {"limits": {"tokens": {"limit": "5000", "period": "month"}}}
     db.execute("INSERT INTO quota_config VALUES ('customer', 'cus_old', ?)", [json.dumps(limits)])
     db.execute("INSERT INTO quota_meta VALUES ('config_version', 3)")
@@ -69,7 +72,11 @@ def test_upgrade_from_m004_drops_the_m002_tables_and_keeps_events_and_quotas(db_
     migrations.apply(db)
     assert [m.name for m in migrations.applied(db)] == APPLIED
     assert set(db.table_names()) == TABLES
-    assert {table: list(db[table].rows) for table in before} == before
+    after = {table: list(db[table].rows) for table in before}
+    # m007's columns are added to every row, empty: each row is what it was, plus them
+    assert [{k: v for k, v in row.items() if k in before["events"][0]} for row in after["events"]] == before["events"]
+    assert {k for row in after["events"] for k, v in row.items() if k not in before["events"][0] and v is not None} == set()
+    assert {t: rows for t, rows in after.items() if t != "events"} == {t: r for t, r in before.items() if t != "events"}
     db.conn.close()
 
     meter = Meter(db_path)  # the SDK reads the upgraded file as its own

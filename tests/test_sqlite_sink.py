@@ -112,7 +112,7 @@ def test_wal_mode_and_migrations_recorded(db_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set='metricaos'")]
     assert applied == ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits",
-                       "m005_drop_m002_quota_tables", "m006_delivery"]
+                       "m005_drop_m002_quota_tables", "m006_delivery", "m007_event_actions", "m008_billing"]
 
 
 def test_upgrade_from_first_schema_version(db_path):
@@ -315,10 +315,13 @@ def test_journal_lines_of_another_shape_are_set_aside_and_the_rest_recovered(db_
     from metricaos_sdk.storage.rows import event_to_line
 
     line = event_to_line(good)
-    short = json.dumps(json.loads(line)[:-1]).encode()
-    (journal_dir / "1-dead-0.jsonl").write_bytes(b"\n".join([short, b'{"id": "x"}', line]) + b"\n")
+    short = json.dumps(json.loads(line)[:10]).encode()
+    # A line of a version before m007 (without the action and custom usage fields) is replayed, padded.
+    earlier = make_event()
+    before_m007 = json.dumps(json.loads(event_to_line(earlier))[:EVENT_COLUMNS.index("action_id")]).encode()
+    (journal_dir / "1-dead-0.jsonl").write_bytes(b"\n".join([short, b'{"id": "x"}', line, before_m007]) + b"\n")
     sink = SQLiteSink(db_path)
-    assert [e.id for e in sink.events()] == [good.id]
+    assert sorted(e.id for e in sink.events()) == sorted([good.id, earlier.id])
     assert sink.rejected_path.read_bytes().splitlines() == [short, b'{"id": "x"}']
     sink.close()
 

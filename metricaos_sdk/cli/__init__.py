@@ -7,6 +7,7 @@ import click
 from .._version import __version__
 from .deliveries import deliver, deliveries
 from .demo import demo
+from .invoice import invoice
 from .prices import prices
 
 __all__ = ["cli"]
@@ -21,4 +22,5 @@ def cli() -> None:
 cli.add_command(demo)
 cli.add_command(deliver)
 cli.add_command(deliveries)
+cli.add_command(invoice)
 cli.add_command(prices)

@@ -10,6 +10,7 @@ when the store's settings version moves (checked every ``quota_refresh_seconds``
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .._fork import renew_after_fork
+from ..billable import PLAN_RULE, BillableRules
 from ..errors import QuotaUnavailable
 from ..faults import describe
 from .alerts import QuotaAlert
@@ -31,7 +33,7 @@ from .periods import rate_window
 from .plans import Grant, Plan
 from .policy import LimitSpec, Policy, RateSpec, compile_policy
 from .refusals import refusal
-from .reservations import Balance, Bucket, Demand
+from .reservations import Balance, Bucket, Demand, Settled
 
 if TYPE_CHECKING:
     from ..config import MeterConfig
@@ -69,7 +71,7 @@ class QuotaEngine:
     """The meter's quota logic over one :class:`QuotaStore`. Thread-safe; one per meter."""
 
     def __init__(self, store: QuotaStore, *, config: MeterConfig, rates: RateTable, credits: CreditRules,
-                 fault: Callable[[str], None]) -> None:
+                 fault: Callable[[str], None], billable: BillableRules | None = None) -> None:
         self.store = store
         """The store as the call path uses it: every operation bounded by ``config.quota_timeout``."""
         patient = getattr(store, "patient", None)
@@ -82,7 +84,8 @@ class QuotaEngine:
         self.history: Callable[[str, datetime, datetime], list[UsageEvent]] | None = None
         """The period's recorded events (set by the meter when its sink can read them back)."""
         self._fault = fault
-        self._billable = frozenset(config.billable_environments)
+        self.billable = billable if billable is not None else BillableRules(environments=config.billable_environments)
+        """The meter's billable rules (``Meter(billable=...)``)."""
         self._policies: dict[str, Policy | None] = {}
         self._plans: dict[str, Plan] = {}
         self._version: int | None = None
@@ -160,9 +163,12 @@ class QuotaEngine:
             units = self._per_call[rule] = to_usage("credits", Decimal(rule.per_call))  # type: ignore[arg-type]
         return units
 
-    def counts(self, environment: str | None) -> bool:
-        """Whether calls in ``environment`` are billable and drawn from quotas."""
-        return environment is None or environment in self._billable
+    def counts(self, environment: str | None, feature: str | None = None, event_type: str | None = None,
+               tags: Any = None) -> bool:
+        """Whether what is made with this attribution may be billable and drawn from quotas (the rules known
+        before a call: environment, feature, event type, tags)."""
+        return self.billable.before(environment=environment, feature=feature, event_type=event_type,
+                                    tags=tags or {})[0]
 
     # -- before the call ----------------------------------------------------------------------------
     def begin(self, call: MeteredCall) -> None:
@@ -172,7 +178,8 @@ class QuotaEngine:
         allowed without a reservation (its usage is settled once the store answers) or refused, as configured."""
         attribution = call.attribution
         customer_id = attribution.customer_id
-        if customer_id is None or not self.counts(attribution.environment):
+        if customer_id is None or not self.counts(attribution.environment, attribution.feature,
+                                                  call.endpoint.event_type, attribution.tags):
             return
         epoch = time.time()
         if not self._breaker.allows():
@@ -254,15 +261,21 @@ class QuotaEngine:
             return event
         try:
             updates: dict[str, Any] = {}
+            draws = event is not None and draws_quota(event)
             if event is not None and self.credits:
                 found = self.credits.get(event.feature)
-                if found is not None:
+                if found is not None and found[0].prices_calls:
                     rule, name = found
                     credits = rule.credits(input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-                                           cost_usd=event.cost_usd) if event.billable else Decimal(0)
+                                           cost_usd=event.cost_usd) if draws else Decimal(0)
+                    action = getattr(call, "action", None)
+                    charging = action.charging if action is not None else None
+                    if action is not None and charging is not None:  # the action charges once: the call records its cost
+                        action.note_credits(credits)
+                        credits, name = Decimal(0), f"charged by action {charging.name}"
                     updates.update(credits=credits, credit_rule=name)
             if ticket is not None:
-                if event is not None and not event.billable:
+                if event is not None and not draws:
                     if ticket.reserved:
                         self._release(ticket, call.id)
                 else:
@@ -282,7 +295,10 @@ class QuotaEngine:
             self._breaker.failed()
             self._fault("could not release a reservation; it lapses with its lease")
 
-    def _settle(self, call: MeteredCall, ticket: _Ticket, event: UsageEvent | None, updates: dict[str, Any]) -> None:
+    def _settle(self, call: MeteredCall, ticket: _Ticket, event: UsageEvent | None, updates: dict[str, Any], *,
+                once: float | None = None) -> None:
+        """Settle ``call``'s ticket at the event's usage. ``once`` (an expiry, epoch s): idempotent on the call's
+        id until then — custom usage recorded twice is counted once."""
         customer_id = call.attribution.customer_id
         assert customer_id is not None
         if event is None:  # the event could not be built: charge the estimate rather than nothing
@@ -293,18 +309,27 @@ class QuotaEngine:
                       "credits": to_usage("credits", updates.get("credits"))}
             demands = [replace(ln.demand, amount=actual[ln.spec.unit]) for ln in ticket.lines]
         policy = ticket.policy
-        if policy is None or not ticket.reserved or not self._breaker.allows():
+        # Over a network an answer can be lost after the store applied the settlement: a timeout says nothing
+        # about whether it counted. There, every settlement counts at most once per call id for a lease's length,
+        # so its retry cannot count the call twice (SQLite's either commit or not: a timeout there never applied).
+        guard = once
+        if guard is None and getattr(self.store, "answers_can_be_lost", False):
+            guard = time.time() + self.config.quota_lease_seconds
+        if policy is None or (not ticket.reserved and once is None) or not self._breaker.allows():
             self._wait(Unsettled(customer_id, call.id, demands if policy is not None else None, ticket.epoch,
-                                 ticket.feature, actual))
+                                 ticket.feature, actual, guard))
             return
         try:
-            settled = self.store.settle(policy.customer_id, call.id, demands)
+            settled = (self.store.settle(policy.customer_id, call.id, demands) if guard is None
+                       else settle_once(self.store, policy.customer_id, call.id, demands, guard))
         except Exception:
             self._breaker.failed()
             self._fault("quota settlement timed out; it is retried in the background")
-            self._wait(Unsettled(customer_id, call.id, demands, ticket.epoch, ticket.feature, actual))
+            self._wait(Unsettled(customer_id, call.id, demands, ticket.epoch, ticket.feature, actual, guard))
             return
         self._breaker.succeeded()
+        if settled is None:  # settled before (the same custom usage recorded again): nothing more counted
+            return
         overage = Decimal(0)
         price: Decimal | None = None
         for line, bal, over in zip(ticket.lines, settled.balances, settled.overflow, strict=True):
@@ -331,7 +356,8 @@ class QuotaEngine:
     def retry_pending(self) -> bool:
         """Settle what waits for the store, oldest first, through the patient store; True while some still
         waits. Run by the worker thread (and by ``flush()``/``close()``)."""
-        done = self._pending.retry(self.admin.settle, lambda item: demands_of(self.policy(item.customer_id), item))
+        done = self._pending.retry(self.admin.settle, lambda item: demands_of(self.policy(item.customer_id), item),
+                                   functools.partial(settle_once, self.admin))
         if done:
             self._breaker.succeeded()
         return bool(self._pending)
@@ -385,6 +411,24 @@ class QuotaEngine:
     def held(self) -> int:
         """Reservations this meter holds now (calls in flight with a quota)."""
         return len(self._tickets)
+
+
+def draws_quota(event: UsageEvent) -> bool:
+    """Whether ``event`` draws from quotas: billable, or not billed by a plan rule (a free trial is still limited)."""
+    return event.billable or (event.billable_rule is not None and event.billable_rule.startswith(PLAN_RULE))
+
+
+def settle_once(store: QuotaStore, customer_id: str, settlement_id: str, demands: list[Demand],
+                expires_at: float) -> Settled | None:
+    """``store.settle`` at most once per ``settlement_id`` (until ``expires_at``); None when it was settled before.
+    Atomic in the stores that have ``settle_once``; others mark first, so a crash between the two loses the
+    settlement rather than counting it twice."""
+    once = getattr(store, "settle_once", None)
+    if once is not None:
+        return once(customer_id, settlement_id, demands, expires_at)  # type: ignore[no-any-return]
+    if not store.mark_once(customer_id, f"settled:{settlement_id}", expires_at):
+        return None
+    return store.settle(customer_id, settlement_id, demands)
 
 
 def _updated(event: UsageEvent, updates: dict[str, Any]) -> UsageEvent:

@@ -56,8 +56,11 @@ class CallEstimate:
             return sum(self.tokens())
         if unit == "cost_usd":
             return to_usage(unit, self.cost())
+        action = self.call.action
+        if action is not None and action.charging is not None:
+            return 0  # the action holds the credits for all of its calls
         found = self.engine.credits.get(self.call.attribution.feature)
-        if found is None:
+        if found is None or not found[0].prices_calls:
             return 0
         rule = found[0]
         if rule.per_call is not None:  # exact, and needs no tokenizer

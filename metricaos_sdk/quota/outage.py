@@ -64,6 +64,8 @@ class Unsettled:
     feature: str | None
     actual: dict[str, int]
     """The call's actual consumption per unit, in store units."""
+    once: float | None = None
+    """Idempotent until this time (epoch s): custom usage, settled at most once per id (``settle_once``)."""
 
 
 class Pending:
@@ -80,7 +82,8 @@ class Pending:
         self.items.append(item)
 
     def retry(self, settle: Callable[[str, str, list[Demand]], object],
-              demands_of: Callable[[Unsettled], list[Demand]]) -> bool:
+              demands_of: Callable[[Unsettled], list[Demand]],
+              settle_once: Callable[[str, str, list[Demand], float], object] | None = None) -> bool:
         """Hand each waiting settlement to ``settle(customer, reservation id, demands)``, oldest first, until one
         fails (the store is still down: the rest wait for the next round). True if at least one went through.
         A settlement whose periods all ended meanwhile is dropped: no limit counts it any more."""
@@ -94,7 +97,10 @@ class Pending:
                 try:
                     demands = item.demands if item.demands is not None else demands_of(item)
                     if demands and max(b.expires_at for d in demands for b in d.buckets) > time.time():
-                        settle(item.customer_id, item.call_id, demands)
+                        if item.once is not None and settle_once is not None:
+                            settle_once(item.customer_id, item.call_id, demands, item.once)
+                        else:
+                            settle(item.customer_id, item.call_id, demands)
                 except Exception:
                     return took
                 items.popleft()

@@ -21,7 +21,7 @@ __all__ = ["refusal"]
 
 
 def refusal(engine: QuotaEngine, policy: Policy, spec: LimitSpec | RateSpec, requested: int, resets_at: datetime,
-            bal: Balance, call: MeteredCall) -> QuotaExceeded:
+            bal: Balance, call: MeteredCall | None) -> QuotaExceeded:
     """The exception refusing ``call``: the numbers of the limit that did not fit, and what the call would hold."""
     unit = spec.unit
     numbers: dict[str, Any] = dict(
@@ -42,10 +42,11 @@ def refusal(engine: QuotaEngine, policy: Policy, spec: LimitSpec | RateSpec, req
     return QuotaExceeded(**numbers)
 
 
-def _output_held(engine: QuotaEngine, call: MeteredCall, unit: str) -> int:
+def _output_held(engine: QuotaEngine, call: MeteredCall | None, unit: str) -> int:
     """The output tokens inside a refused call's estimate of ``unit`` (what a smaller ``max_tokens`` frees):
-    none for requests and per-call credits, whose estimates do not depend on the output."""
-    if unit == "requests":
+    none for requests and per-call credits, whose estimates do not depend on the output, nor for actions and
+    custom usage (``call`` None), whose credits are their price."""
+    if unit == "requests" or call is None:
         return 0
     if unit == "credits":
         found = engine.credits.get(call.attribution.feature)

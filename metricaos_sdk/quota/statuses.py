@@ -10,8 +10,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..events import is_llm_call
 from ..reports import LimitStatus
 from .amounts import SCALE, from_units, to_usage
+from .engine import draws_quota
 from .periods import period_bounds
 from .policy import Policy
 from .reservations import Demand
@@ -45,9 +47,10 @@ def seed(engine: QuotaEngine, customer_id: str, known: set[str]) -> None:
             if main.key in known or not engine.admin.mark_once(customer_id, f"seed:{main.key}", main.expires_at):
                 continue
             events = [e for e in engine.history(customer_id, start, end)
-                      if e.billable and (spec.feature is None or e.feature == spec.feature)]
-            amount = {"requests": len(events), "tokens": sum(e.total_tokens for e in events),
-                      "cost_usd": to_usage("cost_usd", sum((e.cost_usd or 0 for e in events), Decimal(0))),
+                      if draws_quota(e) and (spec.feature is None or e.feature == spec.feature)]
+            calls = [e for e in events if is_llm_call(e)]  # an action's cost is its calls': credits only
+            amount = {"requests": len(calls), "tokens": sum(e.total_tokens for e in calls),
+                      "cost_usd": to_usage("cost_usd", sum((e.cost_usd or 0 for e in calls), Decimal(0))),
                       "credits": to_usage("credits", sum((e.credits or 0 for e in events), Decimal(0)))}[spec.unit]
             if amount:
                 engine.admin.settle(customer_id, f"seed:{main.key}", [Demand(amount, (main,), False)])

@@ -200,3 +200,184 @@ def m006_delivery(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX IF NOT EXISTS delivery_failures_state ON delivery_failures (destination, state)")
+
+
+@migrations()
+def m007_event_actions(db: Database) -> None:
+    # Issue 13 (actions, custom usage, billable rules): which action an event belongs to, custom usage's unit
+    # and quantity (exact decimal TEXT, like cost_usd), and the billable rule that decided. Existing rows are
+    # LLM calls outside any action: every new column is NULL for them, which is what the event model defaults to.
+    for column in ("action_id", "parent_action_id", "action_name", "unit", "quantity", "billable_rule"):
+        db.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT")
+    db.execute("ALTER TABLE events ADD COLUMN action_calls INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS events_action ON events (action_id)")
+
+
+@migrations()
+def m008_billing(db: Database) -> None:
+    # Billing (metricaos_sdk/billing/): the adjustments ledger — credit notes, refunds, grants, packs, exclusions
+    # and reversals of events — append-only (triggers refuse UPDATE and DELETE), deduplicated on a caller's key;
+    # (seq is the rowid: never reused, as nothing is deleted); the events each adjustment names, indexed, so an invoice leaves them out in SQL; the price plans; and each
+    # customer's subscription timeline (plan and seats from a moment on). Amounts are exact decimal TEXT.
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS billing_adjustments (
+            seq INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            customer_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            amount TEXT,
+            unit TEXT,
+            event_ids TEXT NOT NULL DEFAULT '[]',
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            applies_at TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS billing_adjustments_customer ON billing_adjustments (customer_id, applies_at)")
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS billing_adjusted_events (
+            event_id TEXT NOT NULL,
+            seq INTEGER NOT NULL REFERENCES billing_adjustments (seq),
+            customer_id TEXT NOT NULL,
+            PRIMARY KEY (event_id, seq)
+        )
+        """
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS billing_adjusted_events_customer ON billing_adjusted_events (customer_id)")
+    for table in ("billing_adjustments", "billing_adjusted_events"):
+        for action in ("UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                       f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: record a new adjustment instead'); END")
+    db.execute("CREATE TABLE IF NOT EXISTS billing_plans (name TEXT PRIMARY KEY, definition TEXT NOT NULL, "
+               "defined_at TEXT NOT NULL)")
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS billing_subscriptions (
+            customer_id TEXT NOT NULL,
+            effective_at TEXT NOT NULL,
+            plan TEXT,
+            seats INTEGER NOT NULL DEFAULT 1,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (customer_id, effective_at)
+        )
+        """
+    )
+
+
+# m009's per-event expressions, frozen here with it (a later change to the billing code must not change them).
+_M009_KEYS = ("month", "customer_id", "feature", "action_name", "unit", "billable", "kind", "day")
+_M009_VALUE_KEYS = ("month", "customer_id", "feature", "action_name", "unit", "kind", "day", "input_tokens",
+                    "output_tokens", "cost_usd", "quantity")
+
+
+def _m009_places(column: str) -> str:
+    mantissa = f"CASE WHEN instr({column}, 'E') > 0 THEN substr({column}, 1, instr({column}, 'E') - 1) ELSE {column} END"
+    decimals = f"CASE WHEN instr({mantissa}, '.') > 0 THEN length({mantissa}) - instr({mantissa}, '.') ELSE 0 END"
+    exponent = f"CASE WHEN instr({column}, 'E') > 0 THEN CAST(substr({column}, instr({column}, 'E') + 1) AS INTEGER) ELSE 0 END"
+    plain = f"CASE WHEN instr({column}, '.') > 0 THEN length({column}) - instr({column}, '.') ELSE 0 END"
+    return f"ifnull(CASE WHEN instr({column}, 'E') = 0 THEN {plain} ELSE ({decimals}) - ({exponent}) END, 0)"
+
+
+def _m009_row(p: str) -> dict[str, str]:
+    """billing_daily's columns for the event row ``p`` (``NEW.`` in the trigger, ``""`` in the backfill)."""
+    kind = (f"CASE {p}event_type WHEN 'action' THEN CASE WHEN {p}parent_action_id IS NULL THEN 'action' "
+            f"ELSE 'nested_action' END WHEN 'usage' THEN 'usage' WHEN 'outcome' THEN 'outcome' "
+            f"ELSE CASE WHEN {p}action_id IS NULL THEN 'call' ELSE 'call_in_action' END END")
+    row = {"month": f"substr({p}timestamp, 1, 7)", "customer_id": f"ifnull({p}customer_id, 0)",
+           "feature": f"ifnull({p}feature, 0)", "action_name": f"ifnull({p}action_name, 0)",
+           "unit": f"ifnull({p}unit, 0)", "billable": f"{p}billable", "kind": kind,
+           "day": f"substr({p}timestamp, 1, 10)", "events": "1", "input_tokens": f"{p}input_tokens",
+           "output_tokens": f"{p}output_tokens", "tokens": f"{p}total_tokens",
+           "unpriced": f"({p}cost_usd IS NULL)"}
+    for column, scale in (("cost_usd", "1000000000000"), ("credits", "1000000"), ("quantity", "1000000")):
+        name = column.removesuffix("_usd")
+        row[f"{name}_small"] = f"ifnull(CAST(ROUND(CAST({p}{column} AS REAL) * {scale}) AS INTEGER), 0)"
+        row[f"{name}_places"] = _m009_places(f"{p}{column}")
+        row[f"{name}_max"] = f"ifnull(ABS(CAST({p}{column} AS REAL)), 0)"
+    row["first"] = row["last"] = f"{p}timestamp"
+    return row
+
+
+def _m009_values(p: str) -> dict[str, str]:
+    """billing_daily_values' key columns for the event row ``p``: the values a credit rule reads (tokens and cost
+    for LLM calls and actions, quantity for custom usage and outcomes; the other ones 0)."""
+    row = _m009_row(p)
+    product = f"({p}event_type IN ('usage', 'outcome'))"
+    return {**{k: row[k] for k in _M009_VALUE_KEYS[:7]},
+            "input_tokens": f"CASE WHEN {product} THEN 0 ELSE {p}input_tokens END",
+            "output_tokens": f"CASE WHEN {product} THEN 0 ELSE {p}output_tokens END",
+            "cost_usd": f"CASE WHEN {product} THEN 0 ELSE ifnull({p}cost_usd, 0) END",
+            "quantity": f"CASE WHEN {product} THEN ifnull({p}quantity, 0) ELSE 0 END"}
+
+
+def _m009_charged(p: str) -> str:
+    """SQL: the event carries credits as the meter charges them (billable; a call outside any action, an
+    outermost action, custom usage or an outcome)."""
+    return (f"({p}billable = 1 AND (({p}event_type NOT IN ('action', 'usage', 'outcome') AND {p}action_id IS NULL) "
+            f"OR ({p}event_type = 'action' AND {p}parent_action_id IS NULL) OR {p}event_type IN ('usage', 'outcome')))")
+
+
+@migrations()
+def m009_billing_rollup(db: Database) -> None:
+    # Issue 13's speed target: invoices and replays read a per-day rollup of the events instead of sorting a
+    # month of them. billing_daily: per month, customer, feature, action name, unit, billable flag, kind of event
+    # (call, call_in_action, action = outermost, nested_action, usage, outcome) and UTC day, the event count,
+    # token sums, and cost / credits / quantity summed as integers of a small unit (pico-dollars, micro-units)
+    # with the largest number of decimal places and the largest magnitude seen, so a reader knows whether the
+    # integer sum is exact (else it sums the events exactly instead). billing_daily_values: the events that carry
+    # credits, counted per distinct value a credit rule reads (tokens, cost, quantity), so a replay re-rates
+    # under candidate rules exactly — each distinct value rated and rounded once, times its count. Both are
+    # kept by one AFTER INSERT trigger on events (a row INSERT OR IGNORE skips fires nothing), in the same
+    # transaction as the insert, and filled here from the events already recorded. NULL keys are stored as the
+    # integer 0 (the columns have no type affinity, so it never equals a text value). Exclusions and reversals
+    # are not in the rollup: readers look the named events up and take them out.
+    keys = ", ".join(_M009_KEYS)
+    db.execute(
+        f"""
+        CREATE TABLE IF NOT EXISTS billing_daily (
+            month, customer_id, feature, action_name, unit, billable, kind, day,
+            events INTEGER NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            tokens INTEGER NOT NULL, unpriced INTEGER NOT NULL,
+            cost_small INTEGER NOT NULL, cost_places INTEGER NOT NULL, cost_max REAL NOT NULL,
+            credits_small INTEGER NOT NULL, credits_places INTEGER NOT NULL, credits_max REAL NOT NULL,
+            quantity_small INTEGER NOT NULL, quantity_places INTEGER NOT NULL, quantity_max REAL NOT NULL,
+            first TEXT NOT NULL, last TEXT NOT NULL,
+            PRIMARY KEY ({keys})
+        ) WITHOUT ROWID
+        """
+    )
+    value_keys = ", ".join(_M009_VALUE_KEYS)
+    db.execute(f"CREATE TABLE IF NOT EXISTS billing_daily_values ({value_keys}, events INTEGER NOT NULL, "
+               f"PRIMARY KEY ({value_keys})) WITHOUT ROWID")
+    summed = ("events", "input_tokens", "output_tokens", "tokens", "unpriced", "cost_small", "credits_small",
+              "quantity_small")
+    maxed = ("cost_places", "cost_max", "credits_places", "credits_max", "quantity_places", "quantity_max", "last")
+    new, old = _m009_row("NEW."), _m009_row("")
+    updates = ", ".join([f"{c} = {c} + excluded.{c}" for c in summed] + [f"{c} = max({c}, excluded.{c})" for c in maxed]
+                        + ["first = min(first, excluded.first)"])
+    values_new = _m009_values("NEW.")
+    db.execute(
+        f"""
+        CREATE TRIGGER IF NOT EXISTS events_billing_rollup AFTER INSERT ON events BEGIN
+            INSERT INTO billing_daily ({', '.join(new)}) VALUES ({', '.join(new.values())})
+            ON CONFLICT ({keys}) DO UPDATE SET {updates};
+            INSERT INTO billing_daily_values ({value_keys}, events)
+            SELECT {', '.join(values_new.values())}, 1 WHERE {_m009_charged("NEW.")}
+            ON CONFLICT ({value_keys}) DO UPDATE SET events = events + 1;
+        END
+        """
+    )
+    aggregate = {c: (f"SUM({e})" if c in summed else f"MIN({e})" if c == "first" else f"MAX({e})")
+                 for c, e in old.items() if c not in _M009_KEYS}
+    db.execute(f"INSERT OR IGNORE INTO billing_daily ({', '.join(old)}) SELECT "
+               f"{', '.join(old[k] for k in _M009_KEYS)}, {', '.join(aggregate.values())} FROM events "
+               f"GROUP BY {', '.join(old[k] for k in _M009_KEYS)}")
+    values_old = _m009_values("")
+    db.execute(f"INSERT OR IGNORE INTO billing_daily_values ({value_keys}, events) SELECT "
+               f"{', '.join(values_old.values())}, COUNT(*) FROM events WHERE {_m009_charged('')} "
+               f"GROUP BY {', '.join(values_old.values())}")

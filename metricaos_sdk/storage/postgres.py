@@ -106,6 +106,18 @@ def m001_events(conn: psycopg.Connection[Any], table: Table) -> None:
         name=table.index("time"), events=table.events))
 
 
+@migration
+def m002_event_actions(conn: psycopg.Connection[Any], table: Table) -> None:
+    # The SQLite store's m007: actions, custom usage and the billable rule that decided (issue 13).
+    conn.execute(sql.SQL(
+        "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS action_id text, ADD COLUMN IF NOT EXISTS parent_action_id text, "
+        "ADD COLUMN IF NOT EXISTS action_name text, ADD COLUMN IF NOT EXISTS unit text, "
+        "ADD COLUMN IF NOT EXISTS quantity numeric, ADD COLUMN IF NOT EXISTS billable_rule text, "
+        "ADD COLUMN IF NOT EXISTS action_calls bigint").format(events=table.events))
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {events} (action_id)").format(
+        name=table.index("action"), events=table.events))
+
+
 def _lock_key(schema: str) -> int:
     """The advisory lock that serialises migrations in ``schema`` (a signed 64-bit key of our own)."""
     digest = hashlib.sha256(f"metricaos_sdk.migrations:{schema}".encode()).digest()

@@ -54,7 +54,7 @@ def _tags(text: Any) -> dict[str, str]:
 _FROM_COLUMN: dict[str, Any] = {
     "timestamp": datetime.fromisoformat, "tags": _tags, "billable": bool, "streamed": bool,
     "cost_usd": _decimal, "credits": _decimal, "overage": _decimal, "overage_cost_usd": _decimal,
-    "price_effective_from": _date,
+    "quantity": _decimal, "price_effective_from": _date,
 }
 
 
@@ -98,6 +98,9 @@ def row_to_event(row: dict[str, Any]) -> UsageEvent:
 
 _I_TAGS = EVENT_COLUMNS.index("tags")
 _I_TIMESTAMP = EVENT_COLUMNS.index("timestamp")
+_OLDEST_LINE = EVENT_COLUMNS.index("overage_cost_usd") + 1
+"""Columns of the shortest journal line still read: written before m007 added the action and custom usage fields."""
+_PADDING = [UsageEvent.model_fields[n].get_default(call_default_factory=True) for n in EVENT_COLUMNS]
 
 
 def event_to_line(event: UsageEvent) -> bytes:
@@ -120,6 +123,9 @@ def line_to_row(line: bytes | str) -> list[Any]:
     # Every line holds strings seen once (event id, timestamp, request id): kept out of pydantic-core's
     # process-wide string cache, which would hold up to 16,384 of them (~1.3 MB) and evict the caller's keys.
     row: list[Any] = from_json(line, cache_strings=False)
+    if type(row) is list and _OLDEST_LINE <= len(row) < len(EVENT_COLUMNS):
+        # An earlier version's line, replayed after an upgrade: fields are only ever appended, with defaults.
+        row.extend(_PADDING[len(row):])
     if type(row) is not list or len(row) != len(EVENT_COLUMNS):  # another version's line, or not one at all
         raise ValueError(f"a journal line must be a JSON array of {len(EVENT_COLUMNS)} values, not {str(line[:40])}…")
     timestamp = row[_I_TIMESTAMP]

@@ -24,6 +24,7 @@ from ..usage import Usage
 from ..worker import in_finalizer_context
 
 if TYPE_CHECKING:
+    from ..actions import ActionRun
     from ..meter import Meter
 
 __all__ = ["MeteredCall", "attempts_of", "current_call", "failure_status", "service_tier"]
@@ -37,6 +38,7 @@ class MeteredCall:
     __slots__ = (
         "_once",
         "_t0",
+        "action",
         "attempts",
         "attribution",
         "body",
@@ -78,6 +80,8 @@ class MeteredCall:
         self.requested_model = model if isinstance(model, str) else deployment
         self.streamed = bool(body and body.get("stream") is True)
         self.attribution = attribution
+        self.action: ActionRun | None = None
+        """The action the call is made in (``meter.action``), innermost first."""
         self.started_at = datetime.now(timezone.utc)
         self._t0 = time.perf_counter()
         self.id = new_event_id()

@@ -29,6 +29,9 @@ class QuotaStore(Protocol):
     def settle(self, customer_id: str, reservation_id: str, demands: Sequence[Demand]) -> Settled:
         """Drop the reservation (if still held) and add the actual amounts in ``demands`` to the counters."""
 
+    # Optional: ``settle_once(customer_id, settlement_id, demands, expires_at) -> Settled | None`` settles at most
+    # once per id (None: settled before), atomically; a store without it is marked first (``mark_once``), then settled.
+
     def release(self, customer_id: str, reservation_id: str) -> None:
         """Drop the reservation without using anything."""
 

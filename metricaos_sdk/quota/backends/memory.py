@@ -61,6 +61,16 @@ class InMemoryQuotaStore:
                 self._purge(now)
         return outcome
 
+    def settle_once(self, customer_id: str, settlement_id: str, demands: Sequence[Demand],
+                    expires_at: float) -> Settled | None:
+        """``settle``, at most once per ``settlement_id`` until ``expires_at`` (None: settled before)."""
+        with self._lock:
+            mark = (customer_id, f"settled:{settlement_id}")
+            if self._marks.get(mark, 0) > time.time():
+                return None
+            self._marks[mark] = expires_at
+        return self.settle(customer_id, settlement_id, demands)
+
     def _purge(self, now: float) -> None:
         for key in [k for k, t in self._expires.items() if t <= now]:
             self._used.pop(key, None)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..reservations import Balance, Bucket, Demand, Reserved, Settled
-from .redis_lua import BALANCES, RELEASE, RESERVE, SETTLE
+from .redis_lua import BALANCES, RELEASE, RESERVE, SETTLE, SETTLE_ONCE
 
 __all__ = ["RedisQuotaStore"]
 
@@ -26,12 +26,16 @@ __all__ = ["RedisQuotaStore"]
 class RedisQuotaStore:
     """Quota counters, reservations and settings in Redis. ``prefix`` namespaces every key."""
 
+    answers_can_be_lost = True
+    """A script can run while its reply is lost (a timeout): the engine settles at most once per call id."""
+
     def __init__(self, client: Any, *, prefix: str = "metricaos:") -> None:
         self.client = client
         self.prefix = prefix
         self._patient: RedisQuotaStore | None = None
         self._reserve = client.register_script(RESERVE)
         self._settle = client.register_script(SETTLE)
+        self._settle_once = client.register_script(SETTLE_ONCE)
         self._release = client.register_script(RELEASE)
         self._balances = client.register_script(BALANCES)
 
@@ -81,6 +85,18 @@ class RedisQuotaStore:
     def settle(self, customer_id: str, reservation_id: str, demands: Sequence[Demand]) -> Settled:
         keys, args = self._encode(customer_id, demands)
         out = [int(v) for v in self._settle(keys=keys, args=[reservation_id, 0, *args])]
+        rows = [out[i:i + 4] for i in range(0, len(out), 4)]
+        return Settled(tuple(Balance(*r[:3]) for r in rows), tuple(r[3] for r in rows))
+
+    def settle_once(self, customer_id: str, settlement_id: str, demands: Sequence[Demand],
+                    expires_at: float) -> Settled | None:
+        """``settle``, at most once per ``settlement_id`` until ``expires_at`` (None: settled before), in one script."""
+        keys, args = self._encode(customer_id, demands)
+        keys.append(f"{keys[0][:-2]}:m:settled:{settlement_id}")
+        expiry = max(int(expires_at * 1000), int(time.time() * 1000) + 1)
+        out = [int(v) for v in self._settle_once(keys=keys, args=[settlement_id, expiry, *args])]
+        if not out:
+            return None
         rows = [out[i:i + 4] for i in range(0, len(out), 4)]
         return Settled(tuple(Balance(*r[:3]) for r in rows), tuple(r[3] for r in rows))
 

@@ -13,7 +13,7 @@ expiry (ms).
 
 from __future__ import annotations
 
-__all__ = ["BALANCES", "RELEASE", "RESERVE", "SETTLE"]
+__all__ = ["BALANCES", "RELEASE", "RESERVE", "SETTLE", "SETTLE_ONCE"]
 
 _COMMON = r"""
 local rk, ak, xk = KEYS[1], KEYS[2], KEYS[3]
@@ -157,6 +157,12 @@ for idx, d in ipairs(demands) do
 end
 return result
 """
+
+# SETTLE at most once per id: the last KEYS entry is the id's mark, set (with ARGV[2], its expiry in ms) in the
+# same script as the counters move; an id settled before returns an empty result and changes nothing.
+SETTLE_ONCE = _COMMON + r"""
+if not redis.call('SET', KEYS[#KEYS], 1, 'NX', 'PXAT', ARGV[2]) then return {} end""" + SETTLE[len(_COMMON):]
+
 
 RELEASE = _COMMON + r"""
 unhold(ARGV[1])

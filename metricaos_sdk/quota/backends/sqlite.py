@@ -199,6 +199,27 @@ class SQLiteQuotaStore:
                 conn.executemany(_UPSERT_USED, [(customer_id, k, v, expiry[k]) for k, v in add.items()])
         return outcome
 
+    def settle_once(self, customer_id: str, settlement_id: str, demands: Sequence[Demand],
+                    expires_at: float) -> Settled | None:
+        """``settle``, at most once per ``settlement_id`` until ``expires_at``: the mark and the counters move in one
+        transaction, so a second settlement of the same id (another process recording it again) adds nothing."""
+        keys = list({b.key for d in demands for b in d.buckets})
+        expiry = {b.key: b.expires_at for d in demands for b in d.buckets}
+        now = time.time()
+        with self._write() as conn:
+            mark = f"settled:{settlement_id}"
+            conn.execute("DELETE FROM quota_marks WHERE customer_id = ? AND mark = ? AND expires_at <= ?",
+                         (customer_id, mark, now))
+            if not conn.execute("INSERT OR IGNORE INTO quota_marks (customer_id, mark, expires_at) VALUES (?, ?, ?)",
+                                (customer_id, mark, expires_at)).rowcount:
+                return None
+            conn.execute("DELETE FROM quota_reservations WHERE id = ?", (settlement_id,))
+            used, reserved = self._state(conn, customer_id, keys, now)
+            outcome, add = plan_settlement(demands, used, reserved)
+            if add:
+                conn.executemany(_UPSERT_USED, [(customer_id, k, v, expiry[k]) for k, v in add.items()])
+        return outcome
+
     def release(self, customer_id: str, reservation_id: str) -> None:
         with self._lock:
             self._connection().execute("DELETE FROM quota_reservations WHERE id = ?", (reservation_id,))

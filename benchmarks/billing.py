@@ -1,0 +1,173 @@
+"""Billing benchmarks: an invoice for one customer-month and a replay over a whole store.
+
+    python benchmarks/billing.py [--events 1000000] [--customers 1000] [--repeat 3] [--json]
+
+1. A store of ``--events`` events in one month (generated in SQLite: LLM calls with cost-based and per-call
+   credits, outermost actions with calls inside them, custom usage and outcomes, some not billable), a price
+   plan and a few ledger entries.
+2. ``invoice``: one customer's month (its events read through the (customer_id, timestamp) index), with and
+   without the store-wide raw stage (one scan of the month).
+3. ``replay``: every customer's month priced under two candidate plans, one with a hard limit that some
+   customers hit, then again with every event re-rated under candidate credit rules.
+4. ``action``: the cost an action adds to the first call made inside it (``meter.action``), against a call
+   outside any action, on the SQLite quota store — when the meter has actions.
+
+Timings are the best of ``--repeat`` runs on a warm file (the OS page cache holds it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from metricaos_sdk.billing import Billing, Charge, PricePlan  # noqa: E402
+from metricaos_sdk.quota.credits import CreditRule  # noqa: E402
+from metricaos_sdk.storage.rows import EVENT_COLUMNS  # noqa: E402
+
+NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
+FEATURES = ("summarize_document", "support_reply", "workflow", "search", "export")
+
+
+def generate(billing: Billing, events: int, customers: int) -> None:
+    """``events`` rows spread over the month and ``customers`` customers, made by SQLite itself."""
+    defaults = {c: "NULL" for c in EVENT_COLUMNS}
+    defaults.update({
+        "id": "printf('%08x-0000-7000-8000-%012x', n / 1000, n)", "schema_version": "1",
+        "timestamp": "strftime('%Y-%m-%dT%H:%M:%f', 1793491200 + (n * 2591) % 2592000, 'unixepoch') || '+00:00'",
+        "event_type": "CASE WHEN n % 50 = 0 THEN 'action' WHEN n % 97 = 0 THEN 'usage' WHEN n % 89 = 0 "
+                      "THEN 'outcome' ELSE 'chat_completion' END",
+        "customer_id": f"'cus_' || (n % {customers})", "feature": f"'{FEATURES[0]}'",
+        "tags": "'{}'", "provider": "'openai'", "model": "'gpt-4.1-mini'", "endpoint": "'/chat/completions'",
+        "input_tokens": "300 + n % 200", "output_tokens": "100 + n % 150", "cached_input_tokens": "0",
+        "cache_write_tokens": "0", "cache_write_5m_tokens": "0", "cache_write_1h_tokens": "0",
+        "reasoning_tokens": "0", "total_tokens": "400 + n % 200 + n % 150", "web_search_requests": "0",
+        "usage_status": "'reported'", "cost_usd": "printf('%.7f', (300 + n % 200) * 0.0000004 + (100 + n % 150) * 0.0000016)",
+        "price_status": "'priced'", "billable": "n % 23 <> 0", "status": "'ok'", "streamed": "0", "duration_ms": "1.0",
+        "attempts": "1", "sdk_version": "'bench'",
+        "credits": "CASE WHEN n % 23 = 0 THEN '0' WHEN n % 5 = 0 THEN '50' ELSE printf('%.2f', "
+                   "((300 + n % 200) * 0.0000004 + (100 + n % 150) * 0.0000016) * 1500) END",
+        "action_id": "CASE WHEN n % 50 = 0 THEN printf('act-%d', n) WHEN n % 50 < 3 THEN printf('act-%d', n - n % 50) END",
+        "action_name": "CASE WHEN n % 50 < 3 THEN 'summarize' END",
+        "unit": "CASE WHEN n % 97 = 0 THEN 'page' WHEN n % 89 = 0 THEN 'resolved_ticket' END",
+        "quantity": "CASE WHEN n % 97 = 0 THEN '3' WHEN n % 89 = 0 THEN '1' END",
+    })
+    features = " ".join(f"WHEN {i} THEN '{f}'" for i, f in enumerate(FEATURES))
+    defaults["feature"] = f"CASE (n / 7) % {len(FEATURES)} {features} END"
+    columns = [c for c in EVENT_COLUMNS if c in defaults]
+    with billing.database.transaction() as conn:
+        conn.execute(f"""
+            WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {events})
+            INSERT INTO events ({', '.join(columns)}) SELECT {', '.join(defaults[c] for c in columns)} FROM seq""")
+    conn.execute("ANALYZE")
+
+
+def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def action_overhead(tmp: Path, calls: int) -> dict[str, float] | None:
+    """µs an action adds to its first call (median over ``calls``), or None when the meter has no actions."""
+    from metricaos_sdk import Meter
+    from metricaos_sdk.testing import SimulatedOpenAI
+
+    meter = Meter(tmp / "action.db")
+    if not hasattr(meter, "action"):
+        meter.close()
+        return None
+    client = meter.wrap(SimulatedOpenAI().client())
+    meter.plans.define("bench", credits=10**9)
+    meter.customers.assign("cus_bench", "bench")
+    meter.credits.set("*", per_call=1)
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Summarize this."}], "max_tokens": 20}
+
+    def plain() -> float:
+        with meter.context(customer_id="cus_bench", feature="f"):
+            t0 = time.perf_counter()
+            client.chat.completions.create(**body)
+            return time.perf_counter() - t0
+
+    def in_action() -> float:
+        with meter.context(customer_id="cus_bench", feature="f"):
+            t0 = time.perf_counter()
+            with meter.action("summarize", credits=1):  # type: ignore[attr-defined]
+                client.chat.completions.create(**body)
+            return time.perf_counter() - t0
+
+    for _ in range(20):
+        plain(), in_action()
+    a = [plain() for _ in range(calls)]
+    b = [in_action() for _ in range(calls)]
+    meter.close()
+    return {"plain_call_us": statistics.median(a) * 1e6, "call_in_action_us": statistics.median(b) * 1e6,
+            "action_adds_us": (statistics.median(b) - statistics.median(a)) * 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--action-calls", type=int, default=300)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    out: dict[str, object] = {"events": args.events, "customers": args.customers}
+    with tempfile.TemporaryDirectory() as tmp:
+        billing = Billing(Path(tmp) / "billing.db")
+        t0 = time.perf_counter()
+        generate(billing, args.events, args.customers)
+        out["generate_s"] = time.perf_counter() - t0
+        hybrid = PricePlan("hybrid", base_price="99", charges=[
+            Charge("credits", included=10_000, block_price="10", block_size=10_000),
+            Charge("resolved_ticket", unit_price="0.50")])
+        capped = PricePlan("capped", base_price="49", charges=[Charge("credits", included=5_000, limit=12_000,
+                                                                      unit_price="0.002")])
+        for c in range(args.customers):
+            billing.subscribe(f"cus_{c}", hybrid, seats=1 + c % 4, at=NOV)
+        billing.ledger.grant("cus_1", 1000, reason="outage credit", by="bench", key="g1", applies_at=NOV)
+        billing.ledger.credit_note("cus_1", "5", reason="goodwill", by="bench", key="c1", applies_at=NOV)
+        invoice = billing.invoice("cus_1", "2026-11")
+        out["customer_events"] = invoice.stages.metered.events
+        out["invoice_total"] = str(invoice.total)
+        out["invoice_s"] = best(lambda: billing.invoice("cus_1", "2026-11", raw=False), args.repeat)
+        out["invoice_with_raw_s"] = best(lambda: billing.invoice("cus_1", "2026-11"), args.repeat)
+        out["replay_2_plans_s"] = best(lambda: billing.replay("2026-11", [hybrid, capped]), args.repeat)
+        rules = {"summarize_document": CreditRule(per_call=40),
+                 "*": CreditRule(credits_per_usd=1000, margin="1.5", quantum="0.01", per_unit={"page": 2})}
+        out["replay_2_plans_rerated_s"] = best(lambda: billing.replay("2026-11", [hybrid, capped], credit_rules=rules),
+                                               args.repeat)
+        replay = billing.replay("2026-11", [hybrid, capped])
+        out["customers_hitting_limit"] = sum(1 for r in replay.results["capped"].values() if r.limit_hit_at)
+        billing.close()
+        out["action"] = action_overhead(Path(tmp), args.action_calls)
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(f"{args.events:,} events, {args.customers:,} customers (generated in {out['generate_s']:.1f} s)")
+    print(f"invoice, one customer-month ({out['customer_events']:,} events): {out['invoice_s'] * 1000:.1f} ms; "
+          f"with the store-wide raw stage: {out['invoice_with_raw_s'] * 1000:.0f} ms  (total {out['invoice_total']})")
+    print(f"replay, every customer under 2 plans: {out['replay_2_plans_s'] * 1000:.0f} ms; re-rated under candidate "
+          f"credit rules: {out['replay_2_plans_rerated_s'] * 1000:.0f} ms "
+          f"({out['customers_hitting_limit']} customers hit the capped plan's limit)")
+    action = out["action"]
+    if isinstance(action, dict):
+        print(f"action: a call inside meter.action() {action['call_in_action_us']:.0f} µs against "
+              f"{action['plain_call_us']:.0f} µs outside (+{action['action_adds_us']:.0f} µs)")
+    else:
+        print("action: meter.action is not available in this version")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Pricing experiments: a period's recorded history priced again under candidate plans and credit rules.
+
+No call is made again: the events are grouped once in SQLite (per customer, feature, action and day) and every
+candidate prices the same groups (:func:`~metricaos_sdk.billing.invoice.compute_invoice`). A candidate's hard
+limit (``Charge(limit=...)``) is found in the day totals, and the event that would have been refused is looked
+up in that one day of that one customer's events.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..formatting import quantity as fmt_quantity
+from .aggregate import CALL, OUTER_ACTION, Group, Quantities, total
+from .invoice import Invoice, compute_invoice
+from .ledger import Adjustment
+from .money import round_money
+from .plans import Charge, PricePlan
+
+__all__ = ["Replay", "ReplayResult", "price_history"]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One customer under one candidate: what they would have paid, what it cost, the margin, and the hard
+    limit they would have hit (the meter, and the time of the first event it would have refused)."""
+
+    customer_id: str
+    plan: str
+    paid: Decimal
+    cost_usd: Decimal
+    margin: Decimal | None
+    limit_hit_at: datetime | None
+    limit_meter: str | None
+    refused: Decimal
+    """Usage past the limit (it would not have been served)."""
+    invoice: Invoice
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Every candidate's results: ``results[plan_name][customer_id]``."""
+
+    period_start: datetime
+    period_end: datetime
+    results: dict[str, dict[str, ReplayResult]]
+
+    def totals(self, plan: str) -> tuple[Decimal, Decimal, Decimal | None]:
+        """``(revenue, AI cost, margin)`` of every customer under ``plan``."""
+        rows = self.results[plan].values()
+        paid = sum((r.paid for r in rows), Decimal(0))
+        cost = sum((r.cost_usd for r in rows), Decimal(0))
+        margins = [r.margin for r in rows]
+        return paid, cost, (None if any(m is None for m in margins) else paid - cost)
+
+    def __str__(self) -> str:
+        out = [f"Replay {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"]
+        for plan, rows in self.results.items():
+            paid, cost, margin = self.totals(plan)
+            hits = sum(1 for r in rows.values() if r.limit_hit_at)
+            out.append(f"  {plan}: revenue {paid}, AI cost {round_money(cost, 'USD')}, "
+                       f"margin {round_money(margin, 'USD') if margin is not None else 'n/a'}, "
+                       f"{hits} of {len(rows)} customers hit a hard limit")
+            for r in rows.values():
+                hit = (f", hits its {r.limit_meter} limit at {r.limit_hit_at:%Y-%m-%d %H:%M:%S} "
+                       f"({fmt_quantity(r.refused)} refused)") if r.limit_hit_at else ""
+                out.append(f"    {r.customer_id}: pays {r.paid}, costs {round_money(r.cost_usd, 'USD')}{hit}")
+        return "\n".join(out)
+
+
+def _meter_sql(meter: str, rerate: str | None) -> tuple[str, list[Any]]:
+    """SQL: an event's usage in ``meter`` (as text or a number), and its parameters."""
+    fixed = {"tokens": f"CASE WHEN {CALL} THEN total_tokens ELSE 0 END",
+             "input_tokens": f"CASE WHEN {CALL} THEN input_tokens ELSE 0 END",
+             "output_tokens": f"CASE WHEN {CALL} THEN output_tokens ELSE 0 END",
+             "requests": f"{CALL}", "actions": f"{OUTER_ACTION}", "cost_usd": f"CASE WHEN {CALL} THEN cost_usd END",
+             "credits": f"({rerate})" if rerate else "credits"}
+    if meter in fixed:
+        return fixed[meter], []
+    return "CASE WHEN unit = ? THEN quantity END", [meter]
+
+
+def _first_refused(conn: sqlite3.Connection, customer_id: str, charge: Charge, day: str, before: Decimal,
+                   rerate: str | None) -> datetime | None:
+    """The time of the first event of ``day`` that takes the customer past ``charge``'s limit."""
+    expr, params = _meter_sql(charge.meter, rerate)
+    feature = " AND feature = ?" if charge.feature is not None else ""
+    args = [*params, customer_id, day + "T00:00:00", day + "T99"] + ([charge.feature] if charge.feature else [])
+    rows = conn.execute(
+        f"SELECT timestamp, {expr} FROM events WHERE customer_id = ? AND "
+        f"timestamp >= ? AND timestamp < ? AND billable = 1{feature} AND id NOT IN "
+        "(SELECT event_id FROM billing_adjusted_events) ORDER BY timestamp, id", args).fetchall()
+    used = before
+    for timestamp, value in rows:
+        if value is None:
+            continue
+        # Re-rated credits come back as integer micro-credits; stored values as exact decimal text.
+        amount = Decimal(value) / 10**6 if (rerate and charge.meter == "credits") else Decimal(str(value))
+        used += amount
+        if used > Decimal(charge.limit):  # type: ignore[arg-type]
+            return datetime.fromisoformat(timestamp)
+    return None
+
+
+def price_history(conn: sqlite3.Connection, start: datetime, end: datetime, groups: Sequence[Group],
+                  plans: Sequence[PricePlan], *, seat_days: Mapping[str, int], days: int,
+                  adjustments: Mapping[str, Sequence[Adjustment]], rerate: str | None) -> Replay:
+    """Price ``groups`` (per customer and day, from ``group_usage(..., by_day=True)``) under each plan."""
+    if rerate is not None:  # the candidate rules' credits in place of the recorded ones
+        groups = [replace(g, usage=replace(g.usage, credits=g.rerated or Decimal(0))) for g in groups]
+    by_customer: dict[str, list[Group]] = {}
+    for g in groups:
+        if g.customer_id is not None:
+            by_customer.setdefault(g.customer_id, []).append(g)
+    results: dict[str, dict[str, ReplayResult]] = {}
+    for plan in plans:
+        rows: dict[str, ReplayResult] = {}
+        for customer_id, mine in sorted(by_customer.items()):
+            invoice = compute_invoice(customer_id, start, end, plan, _merge_days(mine),
+                                      seat_days=seat_days.get(customer_id, days), days=days,
+                                      adjustments=adjustments.get(customer_id, ()))
+            hit_at, hit_meter, refused = None, None, Decimal(0)
+            for result in invoice.charges:
+                if result.refused and result.charge.limit is not None:
+                    moment = _limit_moment(conn, customer_id, result.charge, mine, rerate)
+                    if moment is not None and (hit_at is None or moment < hit_at):
+                        hit_at, hit_meter, refused = moment, result.charge.meter, result.refused
+            rows[customer_id] = ReplayResult(customer_id, plan.name, invoice.total, invoice.cost_usd, invoice.margin,
+                                             hit_at, hit_meter, refused, invoice)
+        results[plan.name] = rows
+    return Replay(start, end, results)
+
+
+def _merge_days(groups: Sequence[Group]) -> list[Group]:
+    """Day groups folded into one group per customer, feature, action, unit, billable and adjusted."""
+    merged: dict[tuple[Any, ...], Group] = {}
+    for g in groups:
+        key = (g.customer_id, g.feature, g.action_name, g.unit, g.billable, g.adjusted)
+        found = merged.get(key)
+        merged[key] = replace(g, day=None) if found is None else replace(found, usage=found.usage + g.usage)
+    return list(merged.values())
+
+
+def _limit_moment(conn: sqlite3.Connection, customer_id: str, charge: Charge, groups: Sequence[Group],
+                  rerate: str | None) -> datetime | None:
+    eligible = [g for g in groups if g.billable and not g.adjusted
+                and (charge.feature is None or g.feature == charge.feature)]
+    days: dict[str, Quantities] = {}
+    for g in eligible:
+        days[g.day or ""] = days.get(g.day or "", Quantities()) + g.usage
+    used = Decimal(0)
+    for day in sorted(days):
+        today = days[day].get(charge.meter)
+        if used + today > Decimal(charge.limit):  # type: ignore[arg-type]
+            return _first_refused(conn, customer_id, charge, day, used, rerate)
+        used += today
+    return None
+
+
+def customer_totals(groups: Sequence[Group]) -> dict[str, Quantities]:
+    """Metered usage per customer."""
+    out: dict[str, list[Quantities]] = {}
+    for g in groups:
+        if g.customer_id is not None:
+            out.setdefault(g.customer_id, []).append(g.usage)
+    return {c: total(q) for c, q in out.items()}
