@@ -109,7 +109,7 @@ def test_a_bad_event_is_found_parked_and_the_rest_delivered(db_path):
 
 
 def test_the_calls_do_not_wait_for_a_receiver_that_is_down_and_nothing_is_lost(db_path):
-    n = int(os.environ.get("METRICAOS_OUTAGE_CALLS", "2000"))
+    n = int(os.environ.get("METRICAOS_OUTAGE_CALLS", "10000"))  # the run of 10,000 calls
     with running() as receiver:
         receiver.decide = lambda request: Answer(503)
         meter = fast(Meter(db_path, deliver_to=[HTTPJSON(receiver.url, max_batch=500)]))

@@ -38,7 +38,7 @@ from ..events import UsageEvent
 from ..faults import safe_text
 from .destination import Result
 from .http import HTTPSender, classify
-from .units import Lookup, epoch_millis, look_up, micro_usd, plain_decimal
+from .units import Lookup, epoch_millis, look_up, micro_usd, own_cost, plain_decimal
 
 __all__ = ["DEFAULT_PROPERTIES", "PROPERTIES", "Lago", "batch_errors", "encode_batch", "lago_events", "properties",
            "transaction_id"]
@@ -65,10 +65,11 @@ def properties(event: UsageEvent, names: Sequence[str]) -> dict[str, int | str]:
     out: dict[str, int | str] = {}
     for name in names:
         if name == "cost_usd_micros":
-            if event.cost_usd is not None:
-                out[name] = micro_usd(event.cost_usd)
+            cost = own_cost(event)  # an action's cost is its calls', sent with them
+            if cost is not None:
+                out[name] = micro_usd(cost)
         elif name in ("cost_usd", "credits"):
-            amount = getattr(event, name)
+            amount = own_cost(event) if name == "cost_usd" else event.credits
             if amount is not None:
                 out[name] = plain_decimal(amount)
         else:

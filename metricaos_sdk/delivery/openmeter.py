@@ -76,6 +76,7 @@ from ..events import UsageEvent
 from ..faults import safe_text, safe_url
 from .destination import Result
 from .http import HTTPSender, classify
+from .units import own_cost
 
 __all__ = ["CONTENT_TYPE", "OpenMeter", "encode_batch", "encode_cloudevents", "micros"]
 
@@ -129,7 +130,7 @@ def check_source(source: str) -> str:
 
 def _data(event: UsageEvent) -> dict[str, Any]:
     data: dict[str, Any] = {name: getattr(event, name) for name in _TOKEN_FIELDS}
-    cost, credits = micros(event.cost_usd), micros(event.credits)
+    cost, credits = micros(own_cost(event)), micros(event.credits)  # an action's cost is its calls'
     if cost is not None:
         data["cost_usd_micros"] = cost
     if credits is not None:

@@ -242,6 +242,10 @@ def measurements(event: UsageEvent, *, conventions: Conventions = "latest",
     return out
 
 
+_NOT_MODEL_CALLS = frozenset({"action", "usage", "outcome"})
+"""Events of the business layer (actions, custom usage, outcomes): their calls are recorded, they are not."""
+
+
 class _ExportWhenCollected(MetricReader):
     """The destination's only reader: exports what each collection gathered and keeps the exporter's answer."""
 
@@ -324,7 +328,11 @@ class OpenTelemetry:
         self._closed = False
 
     def accepts(self, event: UsageEvent) -> str | None:
-        return "the OpenTelemetry SDK is disabled (OTEL_SDK_DISABLED)" if self._disabled else None
+        if self._disabled:
+            return "the OpenTelemetry SDK is disabled (OTEL_SDK_DISABLED)"
+        if event.event_type in _NOT_MODEL_CALLS:
+            return f"not a model call ({event.event_type}): the GenAI metrics describe model calls"
+        return None
 
     def deliver(self, events: Sequence[UsageEvent]) -> Result:
         with self._lock:

@@ -49,7 +49,7 @@ from ..events import UsageEvent
 from ..faults import safe_text
 from .destination import Result
 from .http import HTTPSender, classify, retry_after
-from .units import Lookup, epoch_millis, epoch_seconds, look_up, micro_usd, scaled_integer
+from .units import Lookup, epoch_millis, epoch_seconds, look_up, micro_usd, own_cost, scaled_integer
 
 __all__ = ["DIMENSIONS", "MeterEvent", "StripeMeter", "encode_stream", "encode_v1", "identifier", "meter_events",
            "window_problem"]
@@ -90,7 +90,8 @@ def identifier(event_id: str, dimension: str) -> str:
 def dimension_value(event: UsageEvent, dimension: str, *, credit_scale: int = 0) -> int | None:
     """The integer Stripe is sent for ``dimension`` of ``event`` (``None`` when unknown)."""
     if dimension == "cost_usd":
-        return None if event.cost_usd is None else micro_usd(event.cost_usd)
+        cost = own_cost(event)  # an action's cost is its calls', sent with them
+        return None if cost is None else micro_usd(cost)
     if dimension == "credits":
         return None if event.credits is None else scaled_integer(event.credits, credit_scale)
     return int(getattr(event, dimension))

@@ -11,13 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-__all__ = ["Lookup", "epoch_millis", "epoch_seconds", "look_up", "micro_usd", "plain_decimal", "scaled_integer"]
+__all__ = ["Lookup", "epoch_millis", "epoch_seconds", "look_up", "micro_usd", "own_cost", "plain_decimal",
+           "scaled_integer"]
 
 Lookup = Mapping[str, str] | Callable[[str], str | None]
 """Our id to the receiver's: a mapping, or a callable returning ``None`` for an id it does not know."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def own_cost(event: Any) -> Decimal | None:
+    """The cost ``event`` adds to a sum of costs: ``None`` for an action, whose ``cost_usd`` is the sum of its
+    calls' — they are delivered too, each with its own cost, so a meter summing both would count it twice."""
+    cost: Decimal | None = None if event.event_type == "action" else event.cost_usd
+    return cost
 _MILLISECOND = timedelta(milliseconds=1)
 
 
