@@ -11,6 +11,9 @@
    customers hit, then again with every event re-rated under candidate credit rules.
 4. ``action``: the cost an action adds to the first call made inside it (``meter.action``), against a call
    outside any action, on the SQLite quota store — when the meter has actions.
+5. ``write``: the write-side cost of the billing rollup (m009's trigger): events per second committed by the
+   SQLite sink (``write`` in batches of 100, then ``flush``) into a fresh file, with the trigger and with it
+   dropped.
 
 Timings are the best of ``--repeat`` runs on a warm file (the OS page cache holds it).
 """
@@ -115,12 +118,40 @@ def action_overhead(tmp: Path, calls: int) -> dict[str, float] | None:
             "action_adds_us": (statistics.median(b) - statistics.median(a)) * 1e6}
 
 
+def write_rate(tmp: Path, events: int, *, trigger: bool) -> float:
+    """Events per second the SQLite sink commits (written in batches of 100, timed to the end of ``flush``)."""
+    from decimal import Decimal
+    from uuid import uuid4
+
+    from metricaos_sdk import SQLiteSink, UsageEvent
+
+    path = tmp / f"write-{uuid4()}.db"
+    sink = SQLiteSink(path)
+    if not trigger:
+        with sink.database.transaction() as conn:
+            conn.execute("DROP TRIGGER events_billing_rollup")
+    batch = [UsageEvent(id=str(uuid4()), timestamp=NOV.replace(day=1 + i % 28, hour=i % 24), event_type="chat_completion",
+                        customer_id=f"cus_{i % 1000}", feature=FEATURES[i % len(FEATURES)], provider="openai",
+                        model="gpt-4.1-mini", endpoint="/chat/completions", input_tokens=300 + i % 200,
+                        output_tokens=100 + i % 150, total_tokens=400 + i % 200 + i % 150, billable=True,
+                        credits=Decimal(50), cost_usd=Decimal("0.0004") + Decimal(i % 200) / 10**7,
+                        price_status="priced") for i in range(events)]
+    t0 = time.perf_counter()
+    for at in range(0, events, 100):
+        sink.write(batch[at:at + 100])
+    sink.flush(timeout=600)
+    elapsed = time.perf_counter() - t0
+    sink.close()
+    return events / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--action-calls", type=int, default=300)
+    parser.add_argument("--write-events", type=int, default=50_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out: dict[str, object] = {"events": args.events, "customers": args.customers}
@@ -152,6 +183,9 @@ def main() -> None:
         out["customers_hitting_limit"] = sum(1 for r in replay.results["capped"].values() if r.limit_hit_at)
         billing.close()
         out["action"] = action_overhead(Path(tmp), args.action_calls)
+        rates = {trigger: max(write_rate(Path(tmp), args.write_events, trigger=trigger) for _ in range(args.repeat))
+                 for trigger in (False, True)}
+        out["write_events_per_s_without_rollup"], out["write_events_per_s_with_rollup"] = rates[False], rates[True]
     if args.json:
         print(json.dumps(out))
         return
@@ -167,6 +201,8 @@ def main() -> None:
               f"{action['plain_call_us']:.0f} µs outside (+{action['action_adds_us']:.0f} µs)")
     else:
         print("action: meter.action is not available in this version")
+    print(f"write: the SQLite sink commits {out['write_events_per_s_with_rollup']:,.0f} events/s with the billing rollup "
+          f"trigger, {out['write_events_per_s_without_rollup']:,.0f} without it")
 
 
 if __name__ == "__main__":

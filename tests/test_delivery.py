@@ -15,24 +15,8 @@ import pytest
 
 from metricaos_sdk import Meter
 from metricaos_sdk.delivery import HTTPJSON, Delivery, DeliveryPolicy
-from metricaos_sdk.testing import SimulatedOpenAI
+from tests.delivery_support import calls, fast
 from tests.receiver import Answer, running
-
-ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
-FAST = DeliveryPolicy(first_backoff=0.05, longest_backoff=0.2, poll_interval=0.05)
-
-
-def calls(meter: Meter, n: int, customer: str = "cus_1") -> None:
-    client = meter.wrap(SimulatedOpenAI(reply_words=3).client())
-    with meter.context(customer_id=customer):
-        for _ in range(n):
-            client.chat.completions.create(**ASK)
-
-
-def fast(meter: Meter) -> Meter:
-    assert meter.delivery is not None
-    meter.delivery.policy = FAST
-    return meter
 
 
 def test_every_event_arrives_once_in_our_schema(db_path):

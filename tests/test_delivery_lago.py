@@ -18,15 +18,14 @@ import httpx2
 import pytest
 
 from metricaos_sdk import ConfigurationError, MemorySink, Meter, UsageEvent
-from metricaos_sdk.delivery import DeliveryPolicy, Lago
+from metricaos_sdk.delivery import Lago
 from metricaos_sdk.delivery import lago as lg
 from metricaos_sdk.delivery.settings import destinations_from
 from metricaos_sdk.testing import SimulatedOpenAI
+from tests.delivery_support import ASK, FAST
 from tests.receiver import Answer, Received, Receiver, running
 
 KEY = "lago_CANARY_key_93b1"
-ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
-FAST = DeliveryPolicy(first_backoff=0.05, longest_backoff=0.2, poll_interval=0.05)
 SUBSCRIPTIONS = {"cus_1": "sub_A", "cus_2": "sub_B", "cus_nofeature": "sub_C"}
 PATH = "/api/v1/events/batch"
 

@@ -19,9 +19,10 @@ import openai
 import pytest
 
 from metricaos_sdk import ConfigurationError, MemorySink, Meter, UsageEvent
-from metricaos_sdk.delivery import Delivery, DeliveryPolicy, OpenMeter
+from metricaos_sdk.delivery import Delivery, OpenMeter
 from metricaos_sdk.delivery import openmeter as om
 from metricaos_sdk.testing import SimulatedOpenAI
+from tests.delivery_support import ASK, FAST, calls, fast
 from tests.openapi_schema import problems
 from tests.receiver import Answer, Received, Receiver, running
 
@@ -31,8 +32,6 @@ SCHEMAS = {  # api -> (the event schema, the components its $refs point at)
     "v3": (SPEC["v3"]["MeteringEvent"], SPEC["v3"]),
 }
 KEY = "om_CANARY_key_7f3a"
-ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
-FAST = DeliveryPolicy(first_backoff=0.05, longest_backoff=0.2, poll_interval=0.05)
 PATHS = {"v1": "/api/v1/events", "v3": "/api/v3/openmeter/events", "konnect": "/v3/openmeter/events"}
 
 
@@ -287,19 +286,6 @@ def openmeter_receiver(receiver: Receiver, api: str, refuse: Callable[[dict[str,
     receiver.ids = lambda r: [e["id"] for e in r.json()]  # the body is the array of CloudEvents
     receiver.decide = like_openmeter(api, refuse) if refuse else like_openmeter(api)
     return receiver
-
-
-def calls(meter: Meter, n: int, customer: str = "cus_1") -> None:
-    client = meter.wrap(SimulatedOpenAI(reply_words=3).client())
-    with meter.context(customer_id=customer):
-        for _ in range(n):
-            client.chat.completions.create(**ASK)
-
-
-def fast(meter: Meter) -> Meter:
-    assert meter.delivery is not None
-    meter.delivery.policy = FAST
-    return meter
 
 
 @pytest.mark.parametrize("api", ["v1", "v3", "konnect"])

@@ -20,13 +20,11 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http.metric_exporter", re
 metrics_service = pytest.importorskip("opentelemetry.proto.collector.metrics.v1.metrics_service_pb2", reason=SKIP)
 
 from metricaos_sdk import Meter, UsageEvent  # noqa: E402
-from metricaos_sdk.delivery import DeliveryPolicy  # noqa: E402
 from metricaos_sdk.delivery.otel import OpenTelemetry, measurements  # noqa: E402
 from metricaos_sdk.testing import SimulatedAnthropic, SimulatedOpenAI  # noqa: E402
+from tests.delivery_support import ASK, FAST  # noqa: E402
 from tests.receiver import Answer, Received, Receiver, running  # noqa: E402
 
-FAST = DeliveryPolicy(first_backoff=0.05, longest_backoff=0.2, poll_interval=0.05)
-ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
 OK = Answer(200, headers={"content-type": "application/x-protobuf"}, body=b"")  # an empty ExportMetricsServiceResponse
 USAGE = "gen_ai.client.inference.usage"
 COUNTERS = {f"{USAGE}.input_tokens": "input_tokens", f"{USAGE}.output_tokens": "output_tokens",

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from metricaos_sdk import Meter, MeterConfig, UsageEvent
-from metricaos_sdk.delivery import DeliveryPolicy
 from metricaos_sdk.storage.rows import EVENT_COLUMNS
 from metricaos_sdk.testing import SimulatedOpenAI
 from tests import postgres_support
@@ -31,12 +30,11 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip i
 
 from metricaos_sdk.delivery.postgres import PostgreSQL  # noqa: E402
 from metricaos_sdk.storage.postgres import MIGRATIONS, event_values, row_to_event  # noqa: E402
+from tests.delivery_support import ASK, fast  # noqa: E402
 
 ALL_MIGRATIONS = list(MIGRATIONS)
 
 ROOT = Path(__file__).resolve().parents[1]
-ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
-FAST = DeliveryPolicy(first_backoff=0.05, longest_backoff=0.2, poll_interval=0.05)
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +45,6 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def schema(postgres_url: str) -> Iterator[str]:
     yield from postgres_support.own_schema(postgres_url)
-
-
-def fast(meter: Meter) -> Meter:
-    assert meter.delivery is not None
-    meter.delivery.policy = FAST
-    return meter
 
 
 def calls(meter: Meter, n: int, customer: str = "cus_1", **context: object) -> None:

@@ -21,15 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from metricaos_sdk import ConfigurationError, MemorySink, Meter, UsageEvent
-from metricaos_sdk.delivery import DeliveryPolicy, StripeMeter, units
+from metricaos_sdk.delivery import StripeMeter, units
 from metricaos_sdk.delivery import stripe as st
 from metricaos_sdk.delivery.settings import destinations_from
 from metricaos_sdk.testing import SimulatedOpenAI
+from tests.delivery_support import ASK, FAST, calls
 from tests.receiver import Answer, Received, Receiver, running
 
 KEY = "sk_test_CANARY_51Hx9"
-ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Where is my order?"}]}
-FAST = DeliveryPolicy(first_backoff=0.05, longest_backoff=0.2, poll_interval=0.05)
 NAMES = {"input_tokens": "llm_input_tokens", "output_tokens": "llm_output_tokens", "cost_usd": "llm_cost_micro_usd"}
 CUSTOMERS = {"cus_1": "cus_StripeA", "cus_2": "cus_StripeB"}
 V1, SESSION, STREAM = "/v1/billing/meter_events", "/v2/billing/meter_event_session", "/v2/billing/meter_event_stream"
@@ -113,13 +112,6 @@ class FakeStripe:
         form = parse_qs(request.body.decode())
         return Answer(200, body=json.dumps({"object": "billing.meter_event", "identifier": identifier,
                                             "event_name": form["event_name"][0]}).encode())
-
-
-def calls(meter: Meter, n: int, customer: str = "cus_1") -> None:
-    client = meter.wrap(SimulatedOpenAI(reply_words=3).client())
-    with meter.context(customer_id=customer):
-        for _ in range(n):
-            client.chat.completions.create(**ASK)
 
 
 def expected(meter: Meter, names: dict[str, str] = NAMES) -> set[str]:

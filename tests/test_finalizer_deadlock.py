@@ -47,7 +47,9 @@ CHILD = textwrap.dedent('''
     def handler(request):
         return httpx2.Response(200, stream=Pieces(), headers={"content-type": "text/event-stream"})
 
-    config = MeterConfig(database=os.environ["DB"], quota_url=os.environ.get("QUOTA_URL"))
+    # Hangs are under test, not outages: 2 s lets a store on a loaded machine answer, and a lock re-taken by a
+    # finalizer would still stall far past it (a fault) or trip the watchdog.
+    config = MeterConfig(database=os.environ["DB"], quota_url=os.environ.get("QUOTA_URL"), quota_timeout=2.0)
     meter = Meter(config=config)
     meter.set_quota("cus_soak", tokens=10**12)
     client = meter.wrap(openai.OpenAI(api_key="sk-test", base_url="https://soak.invalid/v1",

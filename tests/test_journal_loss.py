@@ -36,8 +36,8 @@ CHILD = textwrap.dedent('''
     shutil.rmtree(db + "-metricaos-journal")
     for _ in range(int(sys.argv[2])):
         client.chat.completions.create(**ask)
-    for _ in range(1000):  # until the writer has noticed (it looks before each batch)
-        if meter.health().journal_replaced:
+    for _ in range(1000):  # until the writer has noticed (it looks before each batch) and said so
+        if meter.health().journal_replaced and meter.faults:
             break
         time.sleep(0.01)
     print(meter.health().journal_replaced, meter.faults, flush=True)

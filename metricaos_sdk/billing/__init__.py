@@ -5,7 +5,8 @@ Built on the event model and the stores only (never the meter or the wrappers)::
     plans.py          PricePlan, Charge, CreditPack: base price, seats, included allowance, overage, packs
     subscriptions.py  the plan catalogue and each customer's plan and seats over time (seat proration)
     ledger.py         the append-only adjustments ledger (credit notes, refunds, grants, packs, exclusions, reversals)
-    aggregate.py      the one GROUP BY over a period's events, summed exactly in SQLite
+    aggregate.py      Quantities, Group, and the GROUP BY over a period's events, summed exactly in SQLite
+    rollup.py         the same groups read from the per-day rollup (m009), what it lacks from the events
     invoice.py        the four stages (raw → metered → billable → invoiced) as invoice lines, margins
     rating.py         candidate credit rules as SQL (a replay's re-rating)
     replay.py         pricing experiments over recorded history

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from .plans import BUILTIN_METERS
@@ -84,11 +85,18 @@ _ADDED = ("events", "requests", "actions", "input_tokens", "output_tokens", "tok
 
 
 def total(items: Iterable[Quantities]) -> Quantities:
-    """The sum of several quantities."""
-    out = Quantities()
+    """The sum of several quantities (one pass: a replay sums thousands of groups per customer)."""
+    sums = list(_FIELDS(Quantities()))
+    units: dict[str, Decimal] = {}
     for item in items:
-        out = out + item
-    return out
+        for i, value in enumerate(_FIELDS(item)):
+            sums[i] += value
+        for unit, amount in item.units.items():
+            units[unit] = units.get(unit, Decimal(0)) + amount
+    return Quantities(**dict(zip(_ADDED, sums, strict=True)), units=units)
+
+
+_FIELDS = attrgetter(*_ADDED)
 
 
 @dataclass(frozen=True)
@@ -159,15 +167,15 @@ def _iso(moment: datetime) -> str:
 def group_usage(conn: sqlite3.Connection, start: datetime, end: datetime, *, customer_id: str | None = None,
                 by_day: bool = False, rerate: tuple[str, Sequence[Any]] | None = None,
                 adjusted: bool = True, where: str = "", params: Sequence[Any] = (),
-                keys: Sequence[str] = GROUP_COLUMNS, source: str | None = None) -> list[Group]:
+                keys: Sequence[str] = GROUP_COLUMNS, source: tuple[str, Sequence[Any]] | None = None) -> list[Group]:
     """The events of ``[start, end)`` (of one customer, or every one) summed per group (see :class:`Group`),
     scanning the events themselves (:mod:`.rollup` reads the per-day rollup instead and uses this for what
     the rollup does not hold).
 
     ``rerate`` is an SQL expression giving an event's credits in micro-credits under candidate rules (and its
     parameters); ``adjusted=False`` skips the ledger lookup (every event counts as not adjusted). ``keys``: the
-    columns of :data:`GROUP_COLUMNS` to group by (the others come back None); ``source``: the ``FROM`` text (the
-    events table by default).
+    columns of :data:`GROUP_COLUMNS` to group by (the others come back None); ``source``: the ``FROM`` text and
+    its parameters (the events table by default).
     """
     filters = ["timestamp >= ?", "timestamp < ?"]
     args: list[Any] = [_iso(start), _iso(end)]
@@ -194,20 +202,33 @@ def group_usage(conn: sqlite3.Connection, start: datetime, end: datetime, *, cus
         select = [*keys, *counts, *_sums(exact), *rerate_sql]
         # Store-wide, a scan in table order beats the (customer_id, timestamp) index: through it every row is
         # a random lookup. One customer's events are few: the index finds them.
-        table = source or ("events" if customer_id is not None else "events NOT INDEXED")
+        table = source[0] if source else ("events" if customer_id is not None else "events NOT INDEXED")
         sql = (f"SELECT {', '.join(select)} FROM (SELECT *, {flag} AS adjusted FROM {table} "
                f"WHERE {' AND '.join(filters)}) GROUP BY {', '.join(grouped)}")
         # The re-rating expression's parameters come first: it appears in the SELECT list, before the WHERE.
-        return conn.execute(sql, [*rerate_args, *args] if rerate_sql else args).fetchall()
+        return conn.execute(sql, [*rerate_args, *(source[1] if source else ()), *args]).fetchall()
 
     rows = run(exact=False)
-    n = len(keys) + len(counts)
-    fits = all(
-        (r[n + 3 * i + 1] or 0) <= _PLACES[c] and (r[n + 3 * i + 2] or 0) * _SCALE[c] < _MAX_EXACT
-        for r in rows for i, c in enumerate(("cost_usd", "credits", "quantity")))
+    fits = rows_fit(rows, len(keys) + len(counts))
     if not fits:
         stored_decimal_sum(conn)
         rows = run(exact=True)
+    return to_groups(rows, by_day=by_day, fits=fits, rerated=bool(rerate_sql))
+
+
+def rows_fit(rows: Sequence[Sequence[Any]], at: int) -> bool:
+    """Whether every integer sum of the rows (from column ``at``: cost, credits, quantity as ``(sum, largest
+    number of decimal places, largest magnitude)``) is exact in its small unit."""
+    return all((r[at + 3 * i + 1] or 0) <= _PLACES[c] and (r[at + 3 * i + 2] or 0) * _SCALE[c] < _MAX_EXACT
+               for r in rows for i, c in enumerate(("cost_usd", "credits", "quantity")))
+
+
+def to_groups(rows: Sequence[Sequence[Any]], *, by_day: bool, fits: bool, rerated: bool) -> list[Group]:
+    """Groups from rows laid out as :func:`group_usage` selects them: the keys (customer, feature, action, unit,
+    billable, adjusted[, day]), nine counts, the three sums (three columns each when ``fits``, else one exact
+    decimal text each), then the re-rated micro-credits when ``rerated``."""
+    k = 7 if by_day else 6
+    n = k + 9
     out = []
     for r in rows:
         if fits:
@@ -218,19 +239,19 @@ def group_usage(conn: sqlite3.Connection, start: datetime, end: datetime, *, cus
             cost, credits, quantity = (Decimal(r[n + i] or 0) for i in range(3))
             extra = r[n + 3:]
         unit = r[3]
-        usage = Quantities(events=r[len(keys)], requests=r[len(keys) + 1] or 0, actions=r[len(keys) + 2] or 0,
-                           input_tokens=r[len(keys) + 3] or 0, output_tokens=r[len(keys) + 4] or 0,
-                           tokens=r[len(keys) + 5] or 0, unpriced=r[len(keys) + 6] or 0,
-                           cost_usd=_normal(cost), credits=_normal(credits),
-                           units={unit: _normal(quantity)} if unit is not None else {})
-        rerated = (_normal(Decimal(extra[0] or 0) / 10**6) if rerate_sql else None)
+        usage = Quantities(events=r[k], requests=r[k + 1] or 0, actions=r[k + 2] or 0,
+                           input_tokens=r[k + 3] or 0, output_tokens=r[k + 4] or 0,
+                           tokens=r[k + 5] or 0, unpriced=r[k + 6] or 0,
+                           cost_usd=normal(cost), credits=normal(credits),
+                           units={unit: normal(quantity)} if unit is not None else {})
         out.append(Group(customer_id=r[0], feature=r[1], action_name=r[2], unit=unit, billable=bool(r[4]),
                          adjusted=bool(r[5]), usage=usage, day=r[6] if by_day else None,
-                         first=r[len(keys) + 7], last=r[len(keys) + 8], rerated=rerated))
+                         first=r[k + 7], last=r[k + 8],
+                         rerated=normal(Decimal(extra[0] or 0) / 10**6) if rerated else None))
     return out
 
 
-def _normal(value: Decimal) -> Decimal:
+def normal(value: Decimal) -> Decimal:
     """``value`` without trailing zeros of the scaling (``Decimal('50.000000')`` → ``Decimal('50')``)."""
     return value.normalize() + 0 if value else Decimal(0)
 

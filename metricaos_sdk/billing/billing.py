@@ -21,13 +21,14 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..quota.credits import CreditRule, CreditRules
 from ..storage.database import Database
-from .aggregate import Quantities, group_usage, total
+from .aggregate import Quantities, total
 from .invoice import EventFilter, Invoice, InvoiceLine, compute_invoice
 from .ledger import Adjustment, Ledger
 from .periods import PeriodSpec, resolve_period
 from .plans import PricePlan
 from .rating import rating_sql
 from .replay import Replay, price_history
+from .rollup import Rerate, Scope, usage
 from .subscriptions import PlanCatalog, Subscriptions, seat_days
 
 __all__ = ["Billing"]
@@ -86,7 +87,7 @@ class Billing:
         price_plan = self._resolve(plan, customer_id, end)
         conn = self.database.connection()
         with self.database.lock:
-            groups = group_usage(conn, start, end, customer_id=customer_id)
+            groups = usage(conn, start, end, Scope(customer_id=customer_id))
             raw_usage = self._raw(start, end) if raw else None
         return compute_invoice(customer_id, start, end, price_plan, groups,
                                seat_days=self._seat_days(customer_id, start, end), days=_days(start, end),
@@ -108,7 +109,7 @@ class Billing:
         return seat_days(timeline, start, end)
 
     def _raw(self, start: datetime, end: datetime) -> Quantities:
-        return total(g.usage for g in group_usage(self.database.connection(), start, end, adjusted=False))
+        return total(g.usage for g in usage(self.database.connection(), start, end, adjusted=False))
 
     def events_of(self, line: InvoiceLine | EventFilter, *, limit: int | None = None) -> list[str]:
         """The ids of the events behind an invoice line (its :class:`EventFilter`), in time order."""
@@ -134,23 +135,19 @@ class Billing:
         if len({p.name for p in candidates}) != len(candidates):
             raise ConfigurationError("replay() candidates need distinct names: results are keyed by plan name.")
         start, end = resolve_period(period, kind=candidates[0].period)
-        rerate = rating_sql(credit_rules) if credit_rules is not None else None
-        where, params = "", []
-        if customers is not None:
-            customers = list(customers)
-            where = f"customer_id IN ({', '.join('?' * len(customers))})" if customers else "0"
-            params = customers
+        rerate = (Rerate(rating_sql(credit_rules), rating_sql(credit_rules, rollup=True))
+                  if credit_rules is not None else None)
+        scope = Scope(customers=list(customers)) if customers is not None else Scope(attributed=True)
         conn = self.database.connection()
         with self.database.lock:
-            groups = group_usage(conn, start, end, by_day=True, rerate=(rerate, []) if rerate else None,
-                                 where=where or "customer_id IS NOT NULL", params=params)
+            groups = usage(conn, start, end, scope, rerate=rerate)
             names = sorted({g.customer_id for g in groups if g.customer_id is not None})
             seats = {c: self._seat_days(c, start, end) for c in names}
             adjustments: dict[str, list[Adjustment]] = {}
             for adj in self.ledger.entries(since=start, until=end):
                 adjustments.setdefault(adj.customer_id, []).append(adj)
             return price_history(conn, start, end, groups, candidates, seat_days=seats, days=_days(start, end),
-                                 adjustments=adjustments, rerate=rerate)
+                                 adjustments=adjustments, rerate=rerate, scope=scope)
 
     def close(self) -> None:
         self.database.close()

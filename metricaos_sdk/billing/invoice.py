@@ -358,10 +358,12 @@ def _capped(q: Quantities, caps: Mapping[str, Decimal]) -> Quantities:
 
 def _breakdowns(groups: Sequence[Group], column: str, empty: str, revenue: Mapping[str, Decimal],
                 currency: str) -> dict[str, Breakdown]:
-    names = sorted({_key(getattr(g, column), empty) for g in groups} | set(revenue))
+    by_name: dict[str, list[Group]] = {}
+    for g in groups:
+        by_name.setdefault(_key(getattr(g, column), empty), []).append(g)
     out = {}
-    for name in names:
-        mine = [g for g in groups if _key(getattr(g, column), empty) == name]
+    for name in sorted(set(by_name) | set(revenue)):
+        mine = by_name.get(name, [])
         cost = total(g.usage for g in mine).cost_usd
         income = revenue.get(name, Decimal(0))
         out[name] = Breakdown(billable=total(g.usage for g in mine if g.billable),

@@ -1,9 +1,10 @@
 """Pricing experiments: a period's recorded history priced again under candidate plans and credit rules.
 
-No call is made again: the events are grouped once in SQLite (per customer, feature, action and day) and every
-candidate prices the same groups (:func:`~metricaos_sdk.billing.invoice.compute_invoice`). A candidate's hard
-limit (``Charge(limit=...)``) is found in the day totals, and the event that would have been refused is looked
-up in that one day of that one customer's events.
+No call is made again: the period's groups are read once from the per-day rollup (:mod:`.rollup`: per customer,
+feature, action and unit, re-rated there under candidate credit rules) and every candidate prices the same groups
+(:func:`~metricaos_sdk.billing.invoice.compute_invoice`). A candidate's hard limit (``Charge(limit=...)``) is found
+in the customers' day totals (one more rollup query per limited meter), and the event that would have been refused
+is looked up in that one day of that one customer's events.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from .aggregate import CALL, OUTER_ACTION, Group, Quantities, total
 from .invoice import Invoice, compute_invoice
 from .ledger import Adjustment
 from .money import round_money
-from .plans import Charge, PricePlan
+from .plans import BUILTIN_METERS, Charge, PricePlan
+from .rollup import Rerate, Scope, day_totals
 
 __all__ = ["Replay", "ReplayResult", "price_history"]
 
@@ -109,25 +111,36 @@ def _first_refused(conn: sqlite3.Connection, customer_id: str, charge: Charge, d
 
 def price_history(conn: sqlite3.Connection, start: datetime, end: datetime, groups: Sequence[Group],
                   plans: Sequence[PricePlan], *, seat_days: Mapping[str, int], days: int,
-                  adjustments: Mapping[str, Sequence[Adjustment]], rerate: str | None) -> Replay:
-    """Price ``groups`` (per customer and day, from ``group_usage(..., by_day=True)``) under each plan."""
+                  adjustments: Mapping[str, Sequence[Adjustment]], rerate: Rerate | None,
+                  scope: Scope | None = None) -> Replay:
+    """Price ``groups`` (per customer, from :func:`~metricaos_sdk.billing.rollup.usage`) under each plan."""
     if rerate is not None:  # the candidate rules' credits in place of the recorded ones
         groups = [replace(g, usage=replace(g.usage, credits=g.rerated or Decimal(0))) for g in groups]
     by_customer: dict[str, list[Group]] = {}
     for g in groups:
         if g.customer_id is not None:
             by_customer.setdefault(g.customer_id, []).append(g)
+    totals: dict[tuple[str, str | None], dict[str, dict[str, Decimal]]] = {}
+
+    def days_of(customer_id: str, charge: Charge) -> dict[str, Decimal]:
+        key = (charge.meter, charge.feature)
+        if key not in totals:  # every customer's day totals in this meter, in one query, when first needed
+            totals[key] = day_totals(conn, start, end, replace(scope or Scope(), feature=charge.feature), charge.meter,
+                                     custom=charge.meter not in BUILTIN_METERS, rerate=rerate)
+        return totals[key].get(customer_id, {})
+
     results: dict[str, dict[str, ReplayResult]] = {}
     for plan in plans:
         rows: dict[str, ReplayResult] = {}
         for customer_id, mine in sorted(by_customer.items()):
-            invoice = compute_invoice(customer_id, start, end, plan, _merge_days(mine),
+            invoice = compute_invoice(customer_id, start, end, plan, mine,
                                       seat_days=seat_days.get(customer_id, days), days=days,
                                       adjustments=adjustments.get(customer_id, ()))
             hit_at, hit_meter, refused = None, None, Decimal(0)
             for result in invoice.charges:
                 if result.refused and result.charge.limit is not None:
-                    moment = _limit_moment(conn, customer_id, result.charge, mine, rerate)
+                    moment = _limit_moment(conn, customer_id, result.charge, days_of(customer_id, result.charge),
+                                           rerate.events if rerate else None)
                     if moment is not None and (hit_at is None or moment < hit_at):
                         hit_at, hit_meter, refused = moment, result.charge.meter, result.refused
             rows[customer_id] = ReplayResult(customer_id, plan.name, invoice.total, invoice.cost_usd, invoice.margin,
@@ -136,26 +149,11 @@ def price_history(conn: sqlite3.Connection, start: datetime, end: datetime, grou
     return Replay(start, end, results)
 
 
-def _merge_days(groups: Sequence[Group]) -> list[Group]:
-    """Day groups folded into one group per customer, feature, action, unit, billable and adjusted."""
-    merged: dict[tuple[Any, ...], Group] = {}
-    for g in groups:
-        key = (g.customer_id, g.feature, g.action_name, g.unit, g.billable, g.adjusted)
-        found = merged.get(key)
-        merged[key] = replace(g, day=None) if found is None else replace(found, usage=found.usage + g.usage)
-    return list(merged.values())
-
-
-def _limit_moment(conn: sqlite3.Connection, customer_id: str, charge: Charge, groups: Sequence[Group],
+def _limit_moment(conn: sqlite3.Connection, customer_id: str, charge: Charge, days: Mapping[str, Decimal],
                   rerate: str | None) -> datetime | None:
-    eligible = [g for g in groups if g.billable and not g.adjusted
-                and (charge.feature is None or g.feature == charge.feature)]
-    days: dict[str, Quantities] = {}
-    for g in eligible:
-        days[g.day or ""] = days.get(g.day or "", Quantities()) + g.usage
     used = Decimal(0)
     for day in sorted(days):
-        today = days[day].get(charge.meter)
+        today = days[day]
         if used + today > Decimal(charge.limit):  # type: ignore[arg-type]
             return _first_refused(conn, customer_id, charge, day, used, rerate)
         used += today

@@ -19,12 +19,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._fork import renew_after_fork
 from ..events import UsageEvent
+from ..storage.database import immediate_transaction
 from ..storage.rows import events_from_rows
 
 __all__ = ["Outbox", "Pending", "Status"]
@@ -87,15 +88,8 @@ class Outbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._connection(), nullcontext()) as conn:
+            yield conn
 
     def close(self) -> None:
         with self._lock:

@@ -250,15 +250,16 @@ class SQLiteSink:
     def _replace_journal(self) -> None:
         """Journal every uncommitted line again in a new segment (called holding ``_cond``, before the writer
         takes its next batch: every line not committed yet is in ``_queue``)."""
-        self.journal_replaced += 1
         try:
             self._journal.replace_lost(self._queue, self._written)
         except OSError:
+            self.journal_replaced += 1
             self._fault(f"the journal in {self.journal_dir} was deleted and could not be made again; "
                         f"{len(self._queue)} event(s) are held in memory until committed")
             self._unjournaled = deque(range(self._committed + 1, self._written + 1))
             return
         self._unjournaled.clear()
+        self.journal_replaced += 1  # counted once the new journal holds them: health() never says so early
         self._fault(f"the journal in {self.journal_dir} was deleted while this process ran; it was made again and "
                     f"its {len(self._queue)} uncommitted event(s) journaled anew")
 
