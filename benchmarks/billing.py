@@ -1,6 +1,7 @@
 """Billing benchmarks: an invoice for one customer-month and a replay over a whole store.
 
-    python benchmarks/billing.py [--events 1000000] [--customers 1000] [--repeat 3] [--json]
+    python benchmarks/billing.py [--events 1000000] [--customers 1000] [--repeat 3] [--action-calls 600]
+                                 [--redis-url URL] [--json]
 
 1. A store of ``--events`` events in one month (generated in SQLite: LLM calls with cost-based and per-call
    credits, outermost actions with calls inside them, custom usage and outcomes, some not billable), a price
@@ -9,8 +10,11 @@
    without the store-wide raw stage (one scan of the month).
 3. ``replay``: every customer's month priced under two candidate plans, one with a hard limit that some
    customers hit, then again with every event re-rated under candidate credit rules.
-4. ``action``: the cost an action adds to the first call made inside it (``meter.action``), against a call
-   outside any action, on the SQLite quota store — when the meter has actions.
+4. ``action``: per quota store (in-memory, SQLite, Redis at ``--redis-url``, default
+   ``$METRICAOS_TEST_REDIS_URL``; skipped with the reason when unset), in one run of interleaved rounds (medians):
+   (a) a metered call for a customer no quota limits, (b) a call for a customer with a plan — the quota check
+   costs b − a — and (c) the first call inside ``meter.action(...)`` for that customer, the action's start and
+   end included — the action adds c − b. The provider is ``metricaos_sdk.testing.SimulatedOpenAI``.
 5. ``write``: the write-side cost of the billing rollup (m009's trigger): events per second committed by the
    SQLite sink (``write`` in batches of 100, then ``flush``) into a fresh file, with the trigger and with it
    dropped.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -81,41 +86,82 @@ def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
     return min(times)
 
 
-def action_overhead(tmp: Path, calls: int) -> dict[str, float] | None:
-    """µs an action adds to its first call (median over ``calls``), or None when the meter has no actions."""
-    from metricaos_sdk import Meter
+def quota_meter(store: str, tmp: Path, redis_url: str | None):  # type: ignore[no-untyped-def]
+    """A meter writing to its own SQLite file whose quotas live in ``store`` (in-memory, sqlite or redis)."""
+    from uuid import uuid4
+
+    from metricaos_sdk import InMemoryQuotaStore, Meter, RedisQuotaStore
+
+    path = tmp / f"action-{store}-{uuid4().hex[:6]}.db"
+    if store == "in-memory":
+        return Meter(path, quota_store=InMemoryQuotaStore())
+    if store == "redis":
+        return Meter(path, quota_store=RedisQuotaStore.from_url(redis_url, prefix=f"bench-{uuid4().hex[:6]}:"))
+    return Meter(path)  # the SQLite quota store in the meter's own file
+
+
+def action_overhead(tmp: Path, calls: int, store: str, redis_url: str | None) -> dict[str, float]:
+    """Per-call µs on one quota store of (a) a metered call for a customer no quota limits, (b) a call for a
+    customer with a plan (the quota check: b − a) and (c) the first call inside ``meter.action(...)`` for that
+    customer, the action's start and end included (what the action adds: c − b). Interleaved rounds of 10 calls
+    per arm, each arm first in turn; per round the median of each arm; the figures are medians over the rounds."""
     from metricaos_sdk.testing import SimulatedOpenAI
 
-    meter = Meter(tmp / "action.db")
-    if not hasattr(meter, "action"):
-        meter.close()
-        return None
+    meter = quota_meter(store, tmp, redis_url)
     client = meter.wrap(SimulatedOpenAI().client())
-    meter.plans.define("bench", credits=10**9)
-    meter.customers.assign("cus_bench", "bench")
+    meter.plans.define("bench", credits=10**12)
+    meter.customers.assign("cus_plan", "bench")
     meter.credits.set("*", per_call=1)
     body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Summarize this."}], "max_tokens": 20}
 
     def plain() -> float:
-        with meter.context(customer_id="cus_bench", feature="f"):
+        with meter.context(customer_id="cus_free", feature="f"):
+            t0 = time.perf_counter()
+            client.chat.completions.create(**body)
+            return time.perf_counter() - t0
+
+    def with_plan() -> float:
+        with meter.context(customer_id="cus_plan", feature="f"):
             t0 = time.perf_counter()
             client.chat.completions.create(**body)
             return time.perf_counter() - t0
 
     def in_action() -> float:
-        with meter.context(customer_id="cus_bench", feature="f"):
+        with meter.context(customer_id="cus_plan", feature="f"):
             t0 = time.perf_counter()
-            with meter.action("summarize", credits=1):  # type: ignore[attr-defined]
+            with meter.action("summarize", credits=1):
                 client.chat.completions.create(**body)
             return time.perf_counter() - t0
 
-    for _ in range(20):
-        plain(), in_action()
-    a = [plain() for _ in range(calls)]
-    b = [in_action() for _ in range(calls)]
+    arms = {"plain": plain, "plan": with_plan, "action": in_action}
+    for _ in range(30):
+        for arm in arms.values():
+            arm()
+    rounds: dict[str, list[float]] = {name: [] for name in arms}
+    names = list(arms)
+    for round_ in range(max(1, calls // 10)):
+        for name in names[round_ % 3:] + names[:round_ % 3]:  # each arm first in turn
+            rounds[name].append(statistics.median(arms[name]() for _ in range(10)))
     meter.close()
-    return {"plain_call_us": statistics.median(a) * 1e6, "call_in_action_us": statistics.median(b) * 1e6,
-            "action_adds_us": (statistics.median(b) - statistics.median(a)) * 1e6}
+    a, b, c = (statistics.median(rounds[name]) * 1e6 for name in names)
+    quota = [(p - q) * 1e6 for p, q in zip(rounds["plan"], rounds["plain"], strict=True)]
+    action = [(p - q) * 1e6 for p, q in zip(rounds["action"], rounds["plan"], strict=True)]
+    return {"plain_call_us": a, "plan_call_us": b, "call_in_action_us": c,
+            "quota_check_us": statistics.median(quota), "action_adds_us": statistics.median(action)}
+
+
+def action_stores(tmp: Path, calls: int, redis_url: str | None) -> dict[str, dict[str, float] | str]:
+    """:func:`action_overhead` per quota store; a store that cannot be measured gives the reason instead."""
+    out: dict[str, dict[str, float] | str] = {}
+    for store in ("in-memory", "sqlite", "redis"):
+        if store == "redis" and not redis_url:
+            out[store] = "skipped: METRICAOS_TEST_REDIS_URL is not set (eval \"$(bash scripts/redis-server.sh)\")"
+            continue
+        try:
+            out[store] = action_overhead(tmp, calls, store, redis_url)
+        except Exception as exc:  # a Redis server that is down: say so, measure the others
+            out[store] = f"skipped: {type(exc).__name__}: {exc}"
+    return out
 
 
 def write_rate(tmp: Path, events: int, *, trigger: bool) -> float:
@@ -150,7 +196,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--action-calls", type=int, default=300)
+    parser.add_argument("--action-calls", type=int, default=600, help="calls per arm and quota store")
+    parser.add_argument("--redis-url", default=os.environ.get("METRICAOS_TEST_REDIS_URL"))
     parser.add_argument("--write-events", type=int, default=50_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -182,7 +229,7 @@ def main() -> None:
         replay = billing.replay("2026-11", [hybrid, capped])
         out["customers_hitting_limit"] = sum(1 for r in replay.results["capped"].values() if r.limit_hit_at)
         billing.close()
-        out["action"] = action_overhead(Path(tmp), args.action_calls)
+        out["action"] = action_stores(Path(tmp), args.action_calls, args.redis_url)
         rates = {trigger: max(write_rate(Path(tmp), args.write_events, trigger=trigger) for _ in range(args.repeat))
                  for trigger in (False, True)}
         out["write_events_per_s_without_rollup"], out["write_events_per_s_with_rollup"] = rates[False], rates[True]
@@ -195,12 +242,17 @@ def main() -> None:
     print(f"replay, every customer under 2 plans: {out['replay_2_plans_s'] * 1000:.0f} ms; re-rated under candidate "
           f"credit rules: {out['replay_2_plans_rerated_s'] * 1000:.0f} ms "
           f"({out['customers_hitting_limit']} customers hit the capped plan's limit)")
-    action = out["action"]
-    if isinstance(action, dict):
-        print(f"action: a call inside meter.action() {action['call_in_action_us']:.0f} µs against "
-              f"{action['plain_call_us']:.0f} µs outside (+{action['action_adds_us']:.0f} µs)")
-    else:
-        print("action: meter.action is not available in this version")
+    stores = out["action"]
+    assert isinstance(stores, dict)
+    print("action, per quota store (median µs per call: a no quota, b a customer with a plan, c the first call "
+          "inside meter.action() for them, its start and end included):")
+    for store, figures in stores.items():
+        if isinstance(figures, str):
+            print(f"  {store}: {figures}")
+            continue
+        print(f"  {store}: a {figures['plain_call_us']:.0f}, b {figures['plan_call_us']:.0f}, "
+              f"c {figures['call_in_action_us']:.0f}; quota check b − a {figures['quota_check_us']:+.0f}, "
+              f"action adds c − b {figures['action_adds_us']:+.0f}")
     print(f"write: the SQLite sink commits {out['write_events_per_s_with_rollup']:,.0f} events/s with the billing rollup "
           f"trigger, {out['write_events_per_s_without_rollup']:,.0f} without it")
 

@@ -43,6 +43,11 @@ USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
          "prompt_tokens_details": {"cached_tokens": 1024}, "completion_tokens_details": {"reasoning_tokens": 0}}
 
 
+# OpenAI's own host (a MockTransport answers, nothing leaves the process): priced as OpenAI, as the
+# calls being measured are; an unknown host would be recorded as openai-compatible and unpriced.
+OPENAI_URL = "https://api.openai.com/v1"
+
+
 def make_handler(chunks: int):
     plain = json.dumps(chat_completion(model=MODEL, content="Your order ships today.", usage=USAGE)).encode()
 
@@ -113,7 +118,7 @@ class _Events(httpx2.SyncByteStream):
 
 
 def client_for(handler) -> openai.OpenAI:
-    return openai.OpenAI(api_key="sk-bench", base_url="https://bench.invalid/v1",
+    return openai.OpenAI(api_key="sk-bench", base_url=OPENAI_URL,
                          http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
 
 

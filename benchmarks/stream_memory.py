@@ -63,6 +63,11 @@ _MARK = "@@N@@"
 
 
 # -- the mocked provider ------------------------------------------------------------------------------------
+# OpenAI's own host (a MockTransport answers, nothing leaves the process): priced as OpenAI, as the
+# calls being measured are; an unknown host would be recorded as openai-compatible and unpriced.
+OPENAI_URL = "https://api.openai.com/v1"
+
+
 def _events(chunks: int, include_usage: bool, call: int) -> Iterator[bytes]:
     """One chat stream, event by event: a role chunk, ``chunks`` content chunks, the usage chunk (when asked
     for), ``[DONE]``. Built from templates, so a million chunks are never held at once."""
@@ -150,9 +155,9 @@ def _stream(client: openai.OpenAI, read: str) -> Iterator[None]:
 def run_variant(variant: str, chunks: int, per_stream: int, every: int, read: str, piece: int | None) -> dict:
     shape, kind = variant.split("-")
     per_call = chunks if shape == "long" else per_stream
-    client = openai.OpenAI(api_key="sk-bench", base_url="https://bench.invalid/v1",
+    client = openai.OpenAI(api_key="sk-bench", base_url=OPENAI_URL,
                            http_client=httpx2.Client(transport=httpx2.MockTransport(make_handler(per_call, piece))))
-    warm = openai.OpenAI(api_key="sk-bench", base_url="https://bench.invalid/v1",
+    warm = openai.OpenAI(api_key="sk-bench", base_url=OPENAI_URL,
                          http_client=httpx2.Client(transport=httpx2.MockTransport(make_handler(per_stream, piece))))
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         if kind != "bare":

@@ -80,6 +80,12 @@ class MeterConfig:
     billable_environments: tuple[str, ...] = ("production",)
     """Environments whose calls are billable and drawn from quotas; calls with no environment count as
     production. Others (test, internal, demo …) are recorded with ``billable=False``."""
+    provider_hosts: Mapping[str, str] = field(default_factory=dict)
+    """Server host -> provider, for OpenAI-compatible base URLs the SDK cannot name itself:
+    ``{"gpu-box:8000": "vllm", "llm.internal": "litellm", "api.example.com": "deepseek"}``. A key is
+    ``host:port`` or a host (which also covers its subdomains); the provider decides the event's ``provider``
+    and the prices (``ollama``/``vllm`` are self-hosted: cost 0 unless the rate file gives a rate). Asked
+    before the hosts the SDK knows (see docs/providers.md)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> MeterConfig:

@@ -103,6 +103,7 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
         "parent_action_id": action.parent.id if action is not None and action.parent is not None else None,
         "action_name": action.spec.name if action is not None else None,
         "unit": None, "quantity": None, "billable_rule": billable_rule, "action_calls": None,
+        "server_address": call.server_address, "provider_cost_usd": call.provider_cost,
     })
 
 

@@ -133,6 +133,13 @@ class UsageEvent(BaseModel):
                                       "(``environment test``, ``status error`` …); None when none applied.")
     action_calls: int | None = Field(default=None, description="On an action's own event: how many LLM calls it made "
                                      "(nested actions' included).")
+    server_address: str | None = Field(default=None, description="The host (``host:port`` when a port is given) the "
+                                       "call was sent to, e.g. ``api.deepseek.com``; None for events of the product's own.")
+    provider_cost_usd: Decimal | None = Field(default=None, description="The cost the provider itself reported for the "
+                                              "call (OpenRouter's and LiteLLM's ``usage.cost``, LiteLLM's "
+                                              "``x-litellm-response-cost`` header, xAI's ``cost_in_usd_ticks``), "
+                                              "beside ``cost_usd``, which is always the rate table's (see "
+                                              "docs/providers.md); None when it reported none.")
 
     @classmethod
     def _trusted(cls, values: dict[str, Any]) -> UsageEvent:

@@ -27,6 +27,7 @@ from .events import UsageEvent
 from .faults import Fault, log_fault, safe_url
 from .health import Health
 from .pricing import RateTable
+from .providers.hosts import provider_for, server_address
 from .providers.openai import rejects_stream_options, sends_stream_usage_unasked
 from .quota import (
     CreditRule,
@@ -134,6 +135,8 @@ class Meter:
         self._open_calls: set[MeteredCall] = set()
         self._refused_usage_request: set[str] = set()  # base URLs that answered 400 to stream_options
         self._asks: dict[str, bool] = {}  # base URL -> whether its streams are asked for usage
+        self._provider_hosts = _provider_hosts(self.config.provider_hosts)
+        self._servers: dict[tuple[str, str], tuple[str, str | None]] = {}  # (kind, base URL) -> provider, host
         self._lock = threading.Lock()
         self._worker = BackgroundWorker("metricaos-meter", self._fault)
         self._quotas.attach(self._worker)
@@ -376,7 +379,9 @@ class Meter:
             if type(body) is not dict and not isinstance(body, Mapping):
                 body = None
             deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
-            call = MeteredCall(self, endpoint, kind.provider, options.url, body, attribution, deployment=deployment)
+            provider, address = self._server_of(kind, client)
+            call = MeteredCall(self, endpoint, provider, options.url, body, attribution, deployment=deployment)
+            call.server_address = address
             call.action = current_action()
             if deployment is not None:
                 call.requested_model = deployment  # Azure: what the request was routed to; the event's model is the answer's
@@ -398,6 +403,20 @@ class Meter:
                 self._quotas.abandon(call)
             self._fault("could not start metering a call; it runs unmetered")
             return None
+
+    def _server_of(self, kind: ClientKind, client: Any) -> tuple[str, str | None]:
+        """The provider and server host of a call by ``client``: a plain openai client is named by its base URL
+        (``providers/hosts.py``, the user's ``provider_hosts`` first); the others by their class. Cached per
+        base URL (``with_options(base_url=...)`` copies share the hook, not the URL)."""
+        base_url = getattr(client, "base_url", None)
+        if base_url is None:
+            return kind.provider, None
+        key = (kind.provider, str(base_url))
+        known = self._servers.get(key)
+        if known is None:
+            provider = provider_for(key[1], self._provider_hosts) if kind.by_base_url else kind.provider
+            known = self._servers[key] = (provider, server_address(key[1]))
+        return known
 
     def _asks_stream_usage(self, client: Any) -> bool:
         """Whether to ask ``client``'s server for stream usage: not where it refused the request, nor where it
@@ -517,6 +536,21 @@ class Meter:
 def _check_customer(customer_id: object, what: str) -> None:
     if not isinstance(customer_id, str) or not customer_id:
         raise ConfigurationError(f"{what}() needs a customer id (a non-empty str), got {customer_id!r}.")
+
+
+def _provider_hosts(value: Any) -> dict[str, str]:
+    """``MeterConfig.provider_hosts`` checked and lower-cased: host or ``host:port`` -> provider name."""
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"provider_hosts must map a host to a provider, like {{'gpu-box:8000': 'vllm'}}; got "
+                                 f"{type(value).__name__}.")
+    hosts = {}
+    for host, provider in value.items():
+        if not isinstance(host, str) or not host.strip() or "/" in host or not isinstance(provider, str) \
+                or not provider.strip():
+            raise ConfigurationError(f"provider_hosts entry {host!r}: {provider!r} is not a host (or host:port, no "
+                                     "scheme or path) mapped to a provider name, like 'gpu-box:8000': 'vllm'.")
+        hosts[host.strip().lower().rstrip(".")] = provider.strip()
+    return hosts
 
 
 def _default_quota_store(config: MeterConfig, sink: Sink) -> QuotaStore:

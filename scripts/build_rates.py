@@ -8,7 +8,8 @@ The output is deterministic (same genai-prices version -> same bytes); tests pin
 update ``EXPECTED_SHA256`` in ``tests/test_pricing_data.py`` in the same commit and read the diff.
 
 What is kept: every model of genai-prices' ``openai``, ``azure``, ``anthropic``, ``aws`` (Bedrock) and ``google``
-(Vertex) providers, plus the providers Azure falls back to, that is priced per token (``input_mtok`` or
+(Vertex) providers, plus the providers Azure falls back to and the OpenAI-compatible providers named by base URL
+(DeepSeek, Groq, Mistral, xAI, Gemini, OpenRouter, Together, Fireworks), that is priced per token (``input_mtok`` or
 ``output_mtok``). For each model and each request context (standard, batch, each service tier, and their
 combinations) the build asks genai-prices itself for the prices in force on every date a price changes, and
 stores the distinct rows. Price keys the SDK's ``Usage`` cannot carry (audio/image tokens, file-search calls)
@@ -59,6 +60,20 @@ PROVIDERS = {
 }
 # Providers reachable only through another's fallback list (Azure serves DeepSeek, Grok and Kimi models).
 EXTRA_SOURCES = {"deepseek": "deepseek", "x-ai": "x-ai", "moonshotai": "moonshotai"}
+# OpenAI-compatible providers, named by the client's base URL (metricaos_sdk/providers/hosts.py): our name ->
+# genai-prices id. Their models are stored under the genai-prices id (or the name a source already has: Google's
+# models are the ``vertex`` source), so a model resold elsewhere keeps one price id (``x-ai:grok-3``). Each
+# chain records the provider's ``api_pattern``: a test checks it matches the base URL that names the provider.
+COMPATIBLE = {
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+    "gcp.gemini": "google",
+    "openrouter": "openrouter",
+    "together": "together",
+    "fireworks": "fireworks",
+}
 # Service tiers providers echo (OpenAI and Anthropic), plus any genai-prices knows; each is built with and
 # without batch.
 SERVICE_TIERS = ("default", "auto", "flex", "priority", "scale", "fast", "standard")
@@ -156,6 +171,7 @@ def build() -> dict[str, Any]:
     sources: dict[str, list[dict[str, Any]]] = {}
     skipped: list[dict[str, str]] = []
     names = {**PROVIDERS, **EXTRA_SOURCES}
+    names.update({gid: gid for gid in COMPATIBLE.values() if gid not in names.values()})
     ours = {gid: name for name, gid in names.items()}
     for name, gid in names.items():
         provider = by_id[gid]
@@ -178,6 +194,11 @@ def build() -> dict[str, Any]:
     for name, gid in PROVIDERS.items():
         fallback = [ours[f] for f in by_id[gid].fallback_model_providers or () if f in ours]
         chains[name] = {"genai_prices_id": gid, "fallback": fallback}
+    for name, gid in COMPATIBLE.items():
+        chain: dict[str, Any] = {"genai_prices_id": gid, "fallback": [], "api_pattern": by_id[gid].api_pattern}
+        if ours[gid] != name:
+            chain["source"] = ours[gid]
+        chains[name] = chain
     guess = {name: _clause(by_id[gid].model_match) for name, gid in PROVIDERS.items() if by_id[gid].model_match}
     all_dates = [
         c.start_date

@@ -75,6 +75,9 @@ def make_meter(kind: str, db_path: Path, request: pytest.FixtureRequest, **confi
     (memory: a MemorySink)."""
     from metricaos_sdk import MemorySink, Meter, MeterConfig
 
+    # Concurrency is what these tests hammer, not outages (tests/test_quota_store_outage.py): a store slow to answer
+    # on a loaded machine must not trip the fail-open path, which lets calls through unguarded by design.
+    config.setdefault("quota_timeout", 10.0)
     cfg = MeterConfig(database=str(db_path), **config)  # type: ignore[arg-type]
     if kind == "memory":
         return Meter(sink=MemorySink(), config=cfg)
@@ -83,7 +86,8 @@ def make_meter(kind: str, db_path: Path, request: pytest.FixtureRequest, **confi
     from metricaos_sdk.quota.backends import RedisQuotaStore
 
     url = request.getfixturevalue("redis_url")
-    return Meter(config=cfg, quota_store=RedisQuotaStore.from_url(url, prefix=f"test-{uuid.uuid4().hex[:8]}:"))
+    return Meter(config=cfg, quota_store=RedisQuotaStore.from_url(url, prefix=f"test-{uuid.uuid4().hex[:8]}:",
+                                                                  timeout=cfg.quota_timeout))
 
 
 class ChunkedSimulator:

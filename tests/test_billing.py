@@ -279,3 +279,41 @@ def test_m008_upgrades_a_database_and_keeps_its_events(db_path):
         assert billing.invoice("cus_1", "2026-11", plan=PricePlan("p")).stages.metered.credits == 5
         assert billing.events_of(billing.invoice("cus_1", "2026-11", plan=PricePlan(
             "q", charges=[Charge("credits")])).lines[0]) == [kept.id]
+
+
+def test_a_replay_under_several_plans_equals_each_invoice_computed_alone(billing):
+    # Mixed history: features, actions with calls inside, custom units, calls not billable, an exclusion, grants.
+    events = store(billing.database,
+                   [event(customer=f"cus_{i % 4}", feature=("summarize", "support", None)[i % 3], credits=10 + i % 7,
+                          cost=f"0.000{i % 9 + 1}", tokens=(100 + i, 20 + i % 5), billable=i % 11 != 0,
+                          action_name="digest" if i % 5 == 0 else None, at=NOV + timedelta(hours=i))
+                    for i in range(240)]
+                   + [event(customer=f"cus_{i % 4}", event_type="outcome", unit="resolved_ticket", quantity=1,
+                            credits=5, feature="support", at=NOV + timedelta(hours=i, minutes=30)) for i in range(40)]
+                   + [event(customer=f"cus_{i % 4}", event_type="action", action_name="digest", credits=50,
+                            cost="0.0021", feature="summarize", at=NOV + timedelta(hours=i, minutes=45))
+                      for i in range(20)])
+    billing.ledger.exclude("cus_1", [e.id for e in events[1:40:4]], reason="bug", by="carol", key="ex1")
+    billing.ledger.grant("cus_2", 300, reason="outage", by="alice", key="g1", applies_at=NOV + timedelta(days=1))
+    billing.ledger.credit_note("cus_3", "2.50", reason="slow", by="bob", key="cn1", applies_at=NOV + timedelta(days=1))
+    plans = [
+        HYBRID,
+        PricePlan("capped", base_price="49", charges=[Charge("credits", included=200, limit=600, unit_price="0.01")]),
+        PricePlan("per-feature", seat_price="5", charges=[
+            Charge("tokens", feature="summarize", included=1_000, unit_price="0.0001"),
+            Charge("resolved_ticket", unit_price="0.50"), Charge("credits", block_price="3", block_size=100)]),
+        PricePlan("flat", base_price="20"),  # no metered charge: revenue allocated by AI cost
+    ]
+    for c in range(4):
+        billing.subscribe(f"cus_{c}", HYBRID, seats=1 + c, at=NOV)
+    replay = billing.replay("2026-11", plans)
+    assert list(replay.results) == [p.name for p in plans]
+    for plan in plans:
+        assert list(replay.results[plan.name]) == [f"cus_{c}" for c in range(4)]
+        alone = billing.replay("2026-11", plan).results[plan.name]
+        for customer, result in replay.results[plan.name].items():
+            invoice = billing.invoice(customer, "2026-11", plan=plan, raw=False)
+            assert result.invoice == invoice
+            assert (result.paid, result.cost_usd, result.margin) == (invoice.total, invoice.cost_usd, invoice.margin)
+            assert alone[customer] == result  # the same under one plan as under several
+    assert any(r.limit_hit_at for r in replay.results["capped"].values())

@@ -18,7 +18,8 @@ from metricaos_sdk.storage.migrations import migrations
 from metricaos_sdk.storage.rows import EVENT_COLUMNS, event_to_row
 
 APPLIED = ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits", "m005_drop_m002_quota_tables",
-           "m006_delivery", "m007_event_actions", "m008_billing", "m009_billing_rollup"]
+           "m006_delivery", "m007_event_actions", "m008_billing", "m009_billing_rollup",
+           "m010_event_server"]
 TABLES = {"_sqlite_migrations", "events", "quota_used", "quota_reservations", "quota_marks", "quota_config", "quota_meta",
           "delivery_state", "delivery_failures", "billing_adjustments", "billing_adjusted_events",
           "billing_plans", "billing_subscriptions", "billing_daily", "billing_daily_values"}

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA_FILE = ROOT / "metricaos_sdk" / "pricing" / "_generated_rates.json"
 # Update in the same commit as a regenerated file (python scripts/build_rates.py), after reading the diff.
-EXPECTED_SHA256 = "8c2cedf2d50f2e95b2f58e5f9b117db5babbd302ca57c5a957b9a64de5d89954"
+EXPECTED_SHA256 = "c4d4fd8cb7b69ffbd86351de3089f2cbe033c0deeea7437dcd3f0b8d6b0b563c"
 
 
 def _build_script() -> ModuleType:
@@ -50,7 +50,8 @@ def test_rebuild_from_installed_genai_prices_is_identical() -> None:
 
 def test_covers_the_providers_and_current_models() -> None:
     data = json.loads(DATA_FILE.read_text(encoding="utf-8"))
-    assert list(data["providers"]) == ["openai", "azure_openai", "anthropic", "bedrock", "vertex"]
+    assert list(data["providers"]) == ["openai", "azure_openai", "anthropic", "bedrock", "vertex", "deepseek", "groq",
+                                       "mistral_ai", "x_ai", "gcp.gemini", "openrouter", "together", "fireworks"]
     ids = {(p, m["id"]) for p, models in data["sources"].items() for m in models if "rates" in m}
     for expected in [
         ("openai", "gpt-4.1-mini"),
@@ -64,6 +65,13 @@ def test_covers_the_providers_and_current_models() -> None:
         ("bedrock", "regional.anthropic.claude-sonnet-4-5-20250929-v1:0"),
         ("vertex", "claude-sonnet-4-5"),
         ("azure_openai", "o3-2025-04-16"),
+        ("openrouter", "openai/gpt-4o"),
+        ("x-ai", "grok-3-mini"),
+        ("groq", "llama-3.3-70b-versatile"),
+        ("mistral", "mistral-small-latest"),
+        ("together", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+        ("fireworks", "llama-v3p1-8b-instruct"),
+        ("vertex", "gemini-2.5-flash"),
     ]:
         assert expected in ids
     for models in data["sources"].values():

@@ -107,8 +107,8 @@ def _all_names() -> list[tuple[str, str, str]]:
     data = json.loads(resources.files("metricaos_sdk.pricing").joinpath("_generated_rates.json").read_text("utf-8"))
     return [
         (provider, model["id"], name)
-        for provider in data["providers"]
-        for model in data["sources"][provider]
+        for provider, chain in data["providers"].items()
+        for model in data["sources"][chain.get("source", provider)]
         if "rates" in model
         for name in model["names"]
     ]

@@ -7,6 +7,7 @@ Built on the event model and the stores only (never the meter or the wrappers)::
     ledger.py         the append-only adjustments ledger (credit notes, refunds, grants, packs, exclusions, reversals)
     aggregate.py      Quantities, Group, and the GROUP BY over a period's events, summed exactly in SQLite
     rollup.py         the same groups read from the per-day rollup (m009), what it lacks from the events
+    totals.py         a customer's period summed once, whatever the plan (stages, breakdowns, charge usage)
     invoice.py        the four stages (raw → metered → billable → invoiced) as invoice lines, margins
     rating.py         candidate credit rules as SQL (a replay's re-rating)
     replay.py         pricing experiments over recorded history

@@ -85,18 +85,29 @@ _ADDED = ("events", "requests", "actions", "input_tokens", "output_tokens", "tok
 
 
 def total(items: Iterable[Quantities]) -> Quantities:
-    """The sum of several quantities (one pass: a replay sums thousands of groups per customer)."""
-    sums = list(_FIELDS(Quantities()))
-    units: dict[str, Decimal] = {}
-    for item in items:
-        for i, value in enumerate(_FIELDS(item)):
-            sums[i] += value
-        for unit, amount in item.units.items():
-            units[unit] = units.get(unit, Decimal(0)) + amount
-    return Quantities(**dict(zip(_ADDED, sums, strict=True)), units=units)
+    """The sum of several quantities (a replay sums thousands of groups per customer)."""
+    items = list(items)
+    return summed([_FIELDS(item) for item in items], [item.units for item in items])
+
+
+def meters_of(q: Quantities) -> tuple[Any, ...]:
+    """``q``'s meters but ``units``, in field order: what :func:`summed` adds up."""
+    return _FIELDS(q)
+
+
+def summed(rows: Sequence[tuple[Any, ...]], units: Iterable[dict[str, Decimal]]) -> Quantities:
+    """The quantities whose meters are ``rows`` (from :func:`meters_of`) and custom units ``units``, added up:
+    each meter by ``sum()`` over its column, left to right from zero, as adding one item at a time would."""
+    added: dict[str, Decimal] = {}
+    for mine in units:
+        for unit, amount in mine.items():
+            added[unit] = added.get(unit, Decimal(0)) + amount
+    sums = map(sum, zip(*rows, strict=True), _ZERO) if rows else _ZERO
+    return Quantities(**dict(zip(_ADDED, sums, strict=True)), units=added)
 
 
 _FIELDS = attrgetter(*_ADDED)
+_ZERO = _FIELDS(Quantities())
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,14 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from ..formatting import quantity as fmt_quantity
-from .aggregate import CALL, OUTER_ACTION, Group, Quantities, total
+from .aggregate import CALL, OUTER_ACTION, Group, Quantities
 from .ledger import Adjustment
 from .money import allocate, ceil_div, round_money
 from .plans import Charge, PricePlan
+from .totals import NO_ACTION, NO_FEATURE, CustomerTotals, Part
 
 __all__ = ["Breakdown", "ChargeResult", "EventFilter", "Invoice", "InvoiceLine", "Stages", "compute_invoice"]
 
-NO_FEATURE = "(none)"
-NO_ACTION = "(no action)"
 
 
 @dataclass(frozen=True)
@@ -216,22 +215,17 @@ def _key(value: str | None, empty: str) -> str:
     return value if value is not None else empty
 
 
-def _meter_usage(q: Quantities, meter: str) -> Decimal:
-    return q.get(meter)
-
-
 def compute_invoice(customer_id: str, start: datetime, end: datetime, plan: PricePlan, groups: Sequence[Group], *,
                     seat_days: int = 0, days: int = 1, adjustments: Iterable[Adjustment] = (),
-                    raw: Quantities | None = None) -> Invoice:
+                    raw: Quantities | None = None, totals: CustomerTotals | None = None) -> Invoice:
     """Price the customer's groups (from :func:`~metricaos_sdk.billing.aggregate.group_usage`) under ``plan``.
 
-    Pure: no I/O, so a replay prices the same groups under many plans.
+    Pure: no I/O, so a replay prices the same groups under many plans — summed once: ``totals`` is
+    ``CustomerTotals(groups)`` (:mod:`.totals`), given by a caller that prices the same groups again.
     """
+    sums = totals if totals is not None else CustomerTotals(groups)
     adjustments = tuple(adjustments)
     currency = plan.currency
-    metered = total(g.usage for g in groups)
-    billable_groups = [g for g in groups if g.billable]
-    eligible = [g for g in billable_groups if not g.adjusted]
     seats = Decimal(seat_days) / Decimal(days) if days else Decimal(0)
     lines: list[InvoiceLine] = []
     weights_feature: dict[str, Decimal] = {}
@@ -256,16 +250,9 @@ def compute_invoice(customer_id: str, start: datetime, end: datetime, plan: Pric
     caps: dict[str, Decimal] = {}
     granted_meters: set[str] = set()
     for charge in plan.charges:
-        mine = [g for g in eligible if charge.feature is None or g.feature == charge.feature]
-        by_feature: dict[str, Decimal] = {}
-        by_action: dict[str, Decimal] = {}
-        for g in mine:
-            amount = _meter_usage(g.usage, charge.meter)
-            if amount:
-                f, a = _key(g.feature, NO_FEATURE), _key(g.action_name, NO_ACTION)
-                by_feature[f] = by_feature.get(f, Decimal(0)) + amount
-                by_action[a] = by_action.get(a, Decimal(0)) + amount
-        used = sum(by_feature.values(), Decimal(0))
+        charged = sums.charge_usage(charge.meter, charge.feature)
+        by_feature, by_action = dict(charged.by_feature), dict(charged.by_action)
+        used = charged.used
         capped = min(used, Decimal(charge.limit)) if charge.limit is not None else used
         if charge.limit is not None:
             caps[charge.meter] = min(caps.get(charge.meter, capped), capped)
@@ -291,14 +278,11 @@ def compute_invoice(customer_id: str, start: datetime, end: datetime, plan: Pric
         else:
             price, unit_price = round_money(Decimal(0), currency), None
         match = {"feature": charge.feature} if charge.feature is not None else {}
-        for g_key in sorted({(g.feature, g.action_name) for g in mine if _meter_usage(g.usage, charge.meter)},
-                            key=lambda k: (k[0] or "", k[1] or "")):
-            amount = sum((_meter_usage(g.usage, charge.meter) for g in mine if (g.feature, g.action_name) == g_key),
-                         Decimal(0))
-            name = _key(g_key[0], NO_FEATURE) + (f" / {g_key[1]}" if g_key[1] else "")
+        for (feature, action), amount in charged.lines:
+            name = _key(feature, NO_FEATURE) + (f" / {action}" if action else "")
             lines.append(InvoiceLine("usage", f"{charge.label}: {name}", Decimal(0), quantity=amount, unit=charge.meter,
-                                     feature=g_key[0], action=g_key[1], events=EventFilter(
-                                         customer_id, start, end, {"feature": g_key[0], "action_name": g_key[1]},
+                                     feature=feature, action=action, events=EventFilter(
+                                         customer_id, start, end, {"feature": feature, "action_name": action},
                                          meter=charge.meter)))
         if overage or price:
             what = (f"{charge.label} beyond {fmt_quantity(included)} included" +
@@ -320,20 +304,13 @@ def compute_invoice(customer_id: str, start: datetime, end: datetime, plan: Pric
             word = "credit note" if adj.kind == "credit_note" else "refund"
             lines.append(InvoiceLine(adj.kind, f"{word}: {adj.reason}", -round_money(adj.amount or Decimal(0), currency),
                                      adjustments=(adj.seq,)))
-    billable = total(g.usage for g in billable_groups)
-    invoiced = total(g.usage for g in eligible)
-    if caps:
-        invoiced = _capped(invoiced, caps)
+    invoiced = _capped(sums.invoiced, caps) if caps else sums.invoiced
     invoice_total = sum((line.amount for line in lines), Decimal(0))
     if not weights_feature:  # no metered charge: allocate by AI cost
-        for g in groups:
-            if g.usage.cost_usd:
-                f, a = _key(g.feature, NO_FEATURE), _key(g.action_name, NO_ACTION)
-                weights_feature[f] = weights_feature.get(f, Decimal(0)) + g.usage.cost_usd
-                weights_action[a] = weights_action.get(a, Decimal(0)) + g.usage.cost_usd
-    stages = Stages(raw=raw, metered=metered, billable=billable, invoiced=invoiced)
-    features = _breakdowns(groups, "feature", NO_FEATURE, allocate(invoice_total, weights_feature, currency), currency)
-    actions = _breakdowns(groups, "action_name", NO_ACTION, allocate(invoice_total, weights_action, currency), currency)
+        weights_feature, weights_action = sums.cost_weights
+    stages = Stages(raw=raw, metered=sums.metered, billable=sums.billable, invoiced=invoiced)
+    features = _breakdowns(sums.features, allocate(invoice_total, weights_feature, currency), currency)
+    actions = _breakdowns(sums.actions, allocate(invoice_total, weights_action, currency), currency)
     return Invoice(customer_id, start, end, plan.name, currency, tuple(lines), tuple(results), stages, features,
                    actions, _q(seats), adjustments)
 
@@ -356,17 +333,11 @@ def _capped(q: Quantities, caps: Mapping[str, Decimal]) -> Quantities:
     return replace(q, units=units, **changes)
 
 
-def _breakdowns(groups: Sequence[Group], column: str, empty: str, revenue: Mapping[str, Decimal],
-                currency: str) -> dict[str, Breakdown]:
-    by_name: dict[str, list[Group]] = {}
-    for g in groups:
-        by_name.setdefault(_key(getattr(g, column), empty), []).append(g)
+def _breakdowns(parts: Mapping[str, Part], revenue: Mapping[str, Decimal], currency: str) -> dict[str, Breakdown]:
     out = {}
-    for name in sorted(set(by_name) | set(revenue)):
-        mine = by_name.get(name, [])
-        cost = total(g.usage for g in mine).cost_usd
+    for name in sorted(set(parts) | set(revenue)):
+        part = parts.get(name) or Part(Quantities(), Quantities(), Decimal(0))  # a name only revenue has
         income = revenue.get(name, Decimal(0))
-        out[name] = Breakdown(billable=total(g.usage for g in mine if g.billable),
-                              invoiced=total(g.usage for g in mine if g.billable and not g.adjusted),
-                              revenue=income, cost_usd=cost, margin=income - cost if currency == "USD" else None)
+        out[name] = Breakdown(billable=part.billable, invoiced=part.invoiced, revenue=income, cost_usd=part.cost_usd,
+                              margin=income - part.cost_usd if currency == "USD" else None)
     return out

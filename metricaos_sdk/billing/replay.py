@@ -2,9 +2,10 @@
 
 No call is made again: the period's groups are read once from the per-day rollup (:mod:`.rollup`: per customer,
 feature, action and unit, re-rated there under candidate credit rules) and every candidate prices the same groups
-(:func:`~metricaos_sdk.billing.invoice.compute_invoice`). A candidate's hard limit (``Charge(limit=...)``) is found
-in the customers' day totals (one more rollup query per limited meter), and the event that would have been refused
-is looked up in that one day of that one customer's events.
+(:func:`~metricaos_sdk.billing.invoice.compute_invoice`), each customer's sums made once for all of them
+(:mod:`.totals`). A candidate's hard limit (``Charge(limit=...)``) is found in the day totals of the customers it
+cut (one more rollup query per limited meter), and the event that would have been refused is looked up in that one
+day of that one customer's events.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .ledger import Adjustment
 from .money import round_money
 from .plans import BUILTIN_METERS, Charge, PricePlan
 from .rollup import Rerate, Scope, day_totals
+from .totals import CustomerTotals
 
 __all__ = ["Replay", "ReplayResult", "price_history"]
 
@@ -113,33 +115,44 @@ def price_history(conn: sqlite3.Connection, start: datetime, end: datetime, grou
                   plans: Sequence[PricePlan], *, seat_days: Mapping[str, int], days: int,
                   adjustments: Mapping[str, Sequence[Adjustment]], rerate: Rerate | None,
                   scope: Scope | None = None) -> Replay:
-    """Price ``groups`` (per customer, from :func:`~metricaos_sdk.billing.rollup.usage`) under each plan."""
+    """Price ``groups`` (per customer, from :func:`~metricaos_sdk.billing.rollup.usage`) under each plan.
+
+    Each customer's groups are summed once (:class:`~metricaos_sdk.billing.totals.CustomerTotals`) and priced
+    under every plan; the day totals a hard limit is looked up in are read once per limited meter, for the
+    customers whose invoices cut usage at the limit only.
+    """
     if rerate is not None:  # the candidate rules' credits in place of the recorded ones
-        groups = [replace(g, usage=replace(g.usage, credits=g.rerated or Decimal(0))) for g in groups]
+        groups = [_with_credits(g, g.rerated or Decimal(0)) for g in groups]
     by_customer: dict[str, list[Group]] = {}
     for g in groups:
         if g.customer_id is not None:
             by_customer.setdefault(g.customer_id, []).append(g)
-    totals: dict[tuple[str, str | None], dict[str, dict[str, Decimal]]] = {}
-
-    def days_of(customer_id: str, charge: Charge) -> dict[str, Decimal]:
-        key = (charge.meter, charge.feature)
-        if key not in totals:  # every customer's day totals in this meter, in one query, when first needed
-            totals[key] = day_totals(conn, start, end, replace(scope or Scope(), feature=charge.feature), charge.meter,
-                                     custom=charge.meter not in BUILTIN_METERS, rerate=rerate)
-        return totals[key].get(customer_id, {})
-
+    summed = {customer_id: CustomerTotals(mine) for customer_id, mine in sorted(by_customer.items())}
+    invoices: dict[str, dict[str, Invoice]] = {}
+    limited: dict[tuple[str, str | None], set[str]] = {}  # (meter, feature): customers a hard limit cut
+    for plan in plans:
+        invoices[plan.name] = mine = {}
+        for customer_id, totals in summed.items():
+            invoice = mine[customer_id] = compute_invoice(
+                customer_id, start, end, plan, totals.groups, seat_days=seat_days.get(customer_id, days), days=days,
+                adjustments=adjustments.get(customer_id, ()), totals=totals)
+            for result in invoice.charges:
+                if result.refused and result.charge.limit is not None:
+                    limited.setdefault((result.charge.meter, result.charge.feature), set()).add(customer_id)
+    # Every such customer's day totals in the meter, in one query per (meter, feature).
+    day_usage = {(meter, feature): day_totals(conn, start, end, replace(scope or Scope(), customers=sorted(names),
+                                                                        feature=feature), meter,
+                                              custom=meter not in BUILTIN_METERS, rerate=rerate)
+                 for (meter, feature), names in limited.items()}
     results: dict[str, dict[str, ReplayResult]] = {}
     for plan in plans:
         rows: dict[str, ReplayResult] = {}
-        for customer_id, mine in sorted(by_customer.items()):
-            invoice = compute_invoice(customer_id, start, end, plan, mine,
-                                      seat_days=seat_days.get(customer_id, days), days=days,
-                                      adjustments=adjustments.get(customer_id, ()))
+        for customer_id, invoice in invoices[plan.name].items():
             hit_at, hit_meter, refused = None, None, Decimal(0)
             for result in invoice.charges:
                 if result.refused and result.charge.limit is not None:
-                    moment = _limit_moment(conn, customer_id, result.charge, days_of(customer_id, result.charge),
+                    days_of = day_usage[(result.charge.meter, result.charge.feature)].get(customer_id, {})
+                    moment = _limit_moment(conn, customer_id, result.charge, days_of,
                                            rerate.events if rerate else None)
                     if moment is not None and (hit_at is None or moment < hit_at):
                         hit_at, hit_meter, refused = moment, result.charge.meter, result.refused
@@ -147,6 +160,17 @@ def price_history(conn: sqlite3.Connection, start: datetime, end: datetime, grou
                                              hit_at, hit_meter, refused, invoice)
         results[plan.name] = rows
     return Replay(start, end, results)
+
+
+def _with_credits(group: Group, credits: Decimal) -> Group:
+    """``replace(group, usage=replace(group.usage, credits=credits))``, copied field by field without
+    ``replace``'s cost per call (``__init__`` again): a replay re-rates tens of thousands of groups. Both classes
+    are plain frozen dataclasses (no ``__post_init__``, no slots), so the copies are what ``replace`` would give."""
+    usage = object.__new__(Quantities)
+    usage.__dict__.update(group.usage.__dict__, credits=credits)
+    out = object.__new__(Group)
+    out.__dict__.update(group.__dict__, usage=usage)
+    return out
 
 
 def _limit_moment(conn: sqlite3.Connection, customer_id: str, charge: Charge, days: Mapping[str, Decimal],

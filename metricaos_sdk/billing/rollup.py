@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from .aggregate import GROUP_COLUMNS, Group, group_usage, normal, rows_fit, to_groups
+from .aggregate import GROUP_COLUMNS, Group, group_usage, rows_fit, to_groups
 
 __all__ = ["Rerate", "Scope", "day_totals", "has_rollup", "usage"]
 
@@ -188,20 +188,19 @@ def _whole_days(conn: sqlite3.Connection, first: datetime, last: datetime, scope
     rows = conn.execute(sql, args).fetchall()
     if not rows_fit(rows, (7 if by_day else 6) + 9):
         return None
-    groups = to_groups(rows, by_day=by_day, fits=True, rerated=False)
     if rerate is None:
-        return groups
+        return to_groups(rows, by_day=by_day, fits=True, rerated=False)
     # Every row of billing_daily_values is a charged event (billable), so there is no billable filter to apply.
     value_filters = [f for f in filters if f != "billable = 1"]
     rated = conn.execute(
         f"SELECT {', '.join([*select, *day])}, SUM(events * ({rerate.rollup})) FROM billing_daily_values "
         f"WHERE {' AND '.join(value_filters)} GROUP BY {', '.join([*columns, *day])}", args).fetchall()
     credits = {tuple(r[:-1]): r[-1] for r in rated}
-    out = []
-    for g in groups:
-        micro = credits.get((g.customer_id, g.feature, g.action_name, g.unit, *([g.day] if by_day else [])), 0) if g.billable else 0
-        out.append(replace(g, rerated=normal(Decimal(micro or 0) / 10**6)))
-    return out
+    # Each row's re-rated micro-credits as its last column (where to_groups reads them): its key is the group's
+    # customer, feature, action, unit (and day); a row not billable has none.
+    keyed = slice(0, 4)
+    return to_groups([(*r, credits.get((*r[keyed], *([r[6]] if by_day else [])), 0) if r[4] else 0) for r in rows],
+                     by_day=by_day, fits=True, rerated=True)
 
 
 def day_totals(conn: sqlite3.Connection, start: datetime, end: datetime, scope: Scope, meter: str, *,

@@ -78,7 +78,10 @@ def _unpriced_rows(db: Path) -> list[dict[str, Any]]:
 @click.command()
 @click.argument("model", required=False)
 @click.option(
-    "--provider", "-p", help="openai, azure_openai, anthropic, bedrock or vertex (default: guess from MODEL)."
+    "--provider",
+    "-p",
+    help="The provider an event records: openai, azure_openai, anthropic, bedrock, vertex, deepseek, groq, "
+    "mistral_ai, x_ai, gcp.gemini, openrouter, together, fireworks, ollama, vllm, litellm (default: guess from MODEL).",
 )
 @click.option("--unpriced", is_flag=True, help="List models seen in the store that have no price.")
 @click.option(

@@ -35,8 +35,9 @@ Attributes: ``gen_ai.operation.name`` (``chat`` for chat completions, Responses 
 ``anthropic``, ``azure.ai.openai``, ``aws.bedrock``, ``gcp.vertex_ai``; it replaces the deprecated
 ``gen_ai.system``), ``gen_ai.request.model``, ``gen_ai.response.model`` (when the provider answered),
 ``openai.response.service_tier`` (OpenAI's refinement), ``error.type`` on failed calls (the error's type, else the
-HTTP status, else ``_OTHER``) on durations and per-call histograms. ``server.address`` is not set: events do not
-carry the host they called.
+HTTP status, else ``_OTHER``) on durations and per-call histograms, and ``server.address`` (the host the call was
+sent to, without its port) on events that carry one. OpenAI-compatible providers keep their own names (``deepseek``,
+``groq``, ``mistral_ai``, ``x_ai``, ``gcp.gemini``: the spec's; ``openrouter``, ``ollama`` …: ours).
 
 Cost, NOT yet a convention: ``gen_ai.client.operation.cost`` (histogram, ``{USD}``) with
 ``gen_ai.usage.cost.currency`` ``USD`` and ``gen_ai.usage.cost.source`` ``local`` (priced here, from our rate
@@ -185,6 +186,9 @@ def _common(event: UsageEvent, attribution: Collection[str], tags: Collection[st
         attributes["gen_ai.response.model"] = event.model
     if event.provider == "openai" and event.service_tier:
         attributes["openai.response.service_tier"] = event.service_tier
+    if event.server_address:  # server.port is its own attribute in the spec: the address is the host alone
+        attributes["server.address"] = event.server_address.rpartition(":")[0] \
+            if event.server_address.rpartition(":")[2].isdigit() else event.server_address
     for name in attribution:
         value = getattr(event, name)
         if value is not None:

@@ -70,13 +70,16 @@ def find(data: Mapping[str, Any], provider: str | None, name: str) -> Found | No
             None,
         )
         order = (guess, *(p for p in SCAN_ORDER if p != guess)) if guess else SCAN_ORDER
+    elif provider not in data["providers"]:
+        return None  # a provider without prices here (self-hosted, openai-compatible)
     else:
         order = (provider,)
     candidates = list(matching.candidate_names(name))
     for prov in order:  # every spelling with the likeliest provider before the next provider
         for candidate, how in candidates:
             chain = data["providers"][prov]
-            for source, via_fallback in [(prov, False)] + [(f, True) for f in chain["fallback"]]:
+            own = chain.get("source", prov)  # where its models are stored (gcp.gemini: Google's, as vertex)
+            for source, via_fallback in [(own, False)] + [(f, True) for f in chain["fallback"]]:
                 model = matching.find_first(data["sources"][source], candidate)
                 if model is not None:
                     steps = [f"{how}: {candidate!r}"] if how else []

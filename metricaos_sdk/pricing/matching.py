@@ -23,7 +23,9 @@ from datetime import date
 from typing import Any
 
 __all__ = [
+    "GUESSED",
     "PROVIDER_ALIASES",
+    "SELF_HOSTED",
     "candidate_names",
     "canonical_provider",
     "clause_matches",
@@ -46,7 +48,36 @@ PROVIDER_ALIASES = {
     "vertexai": "vertex",
     "google_vertex": "vertex",
     "google": "vertex",
+    "gcp.vertex_ai": "vertex",
+    # OpenTelemetry's names for the providers above, accepted wherever a provider is named.
+    "azure.ai.openai": "azure_openai",
+    "aws.bedrock": "bedrock",
+    # OpenAI-compatible providers, named by the client's base URL (providers/hosts.py).
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral_ai": "mistral_ai",
+    "mistral": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "x_ai": "x_ai",
+    "xai": "x_ai",
+    "x-ai": "x_ai",
+    "gcp.gemini": "gcp.gemini",
+    "gemini": "gcp.gemini",
+    "openrouter": "openrouter",
+    "together": "together",
+    "together_ai": "together",
+    "togetherai": "together",
+    "fireworks": "fireworks",
+    "fireworks_ai": "fireworks",
+    "ollama": "ollama",
+    "vllm": "vllm",
+    "litellm": "litellm",
+    "openai-compatible": "openai-compatible",
 }
+SELF_HOSTED = frozenset({"ollama", "vllm"})
+"""Servers the team runs itself: priced by the user's rates if given, else ``price_status="self_hosted"``, cost 0."""
+GUESSED = frozenset({"litellm"})
+"""Proxies that route a model name to its provider: the provider is guessed from the name, as without one."""
 
 _COMPACT_DATE = re.compile(r"(-)(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)")
 _ROUTER_PREFIXES = (

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 __all__ = ["PRICE_STATUSES", "PriceQuote", "RateFileError"]
 
-PRICE_STATUSES = ("priced", "unpriced", "fallback", "override")
+PRICE_STATUSES = ("priced", "unpriced", "fallback", "override", "self_hosted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,8 @@ class PriceQuote:
     """Exact cost in US dollars; ``None`` means unknown, never a silent ``0``."""
     price_status: str
     """``"priced"`` (bundled table), ``"override"`` (user rates), ``"fallback"`` (unknown model charged at the
-    fallback rate) or ``"unpriced"`` (unknown model, or usage that cannot be priced)."""
+    fallback rate), ``"self_hosted"`` (a server of your own — Ollama, vLLM — without a rate of yours: cost 0) or
+    ``"unpriced"`` (unknown model, or usage that cannot be priced)."""
     price_id: str | None
     """Stable id of the rate row used, e.g. ``"openai:gpt-4.1-mini"`` or ``"anthropic:claude-sonnet-4-5#batch"``."""
     table_version: str

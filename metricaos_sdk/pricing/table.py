@@ -206,7 +206,10 @@ class RateTable:
             if mapped:
                 steps.append(f"Azure deployment {name!r} -> {mapped!r}")
                 name = mapped
-        found = self._find(prov, name)
+        found = self._find(None if prov in matching.GUESSED else prov, name)
+        if found and prov in matching.GUESSED:
+            found = (*found[:3], [f"{prov} routes models to their providers: priced as the name's provider",
+                                  *found[3]])
         if found and "unpriced" in found[1]:  # matched a model the table cannot price (placeholder)
             found = None
         entry = bundled_entry((*found[:3], steps + found[3]), self.version, self._rates) if found else None
@@ -218,7 +221,15 @@ class RateTable:
                 )
                 if matches:
                     return apply_overrides(entry, matches, self._overrides.version)
+        if entry is None and prov in matching.SELF_HOSTED:
+            return self._self_hosted(prov, name)
         return entry
+
+    def _self_hosted(self, provider: str, model: str) -> Entry:
+        """A model on a server of the user's own without a rate of theirs: cost 0, said so by its status."""
+        period = Period(None, compile_rates({}), f"self_hosted:{provider}", "self_hosted", self.version, {})
+        return Entry(model, "self_hosted", (period,),
+                     steps=[f"{provider} is self-hosted: cost 0 unless the rate file gives {model!r} a rate"])
 
     def _lookup(self, provider: str, model: str) -> Entry | None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..usage import Usage
@@ -23,6 +24,8 @@ __all__ = [
     "embeddings_usage",
     "image_usage",
     "rejects_stream_options",
+    "reported_cost",
+    "reported_cost_header",
     "responses_usage",
     "sends_stream_usage_unasked",
     "transcription_usage",
@@ -38,21 +41,72 @@ def _mapping(usage: Any) -> Mapping[str, Any] | None:
 
 
 def chat_usage(usage: Any) -> Usage | None:
-    """Chat and legacy completions: ``prompt_tokens``/``completion_tokens`` with their details."""
+    """Chat and legacy completions: ``prompt_tokens``/``completion_tokens`` with their details, as OpenAI and the
+    compatible providers report them.
+
+    - DeepSeek: ``prompt_cache_hit_tokens`` + ``prompt_cache_miss_tokens`` (their sum is ``prompt_tokens``); the
+      hits are the cached input when ``prompt_tokens_details.cached_tokens`` is absent.
+    - xAI: reasoning tokens are reported outside ``completion_tokens`` (but inside ``total_tokens``). Decided by
+      the numbers, never by the host: when ``prompt + completion != total`` and ``prompt + completion +
+      reasoning == total``, the reasoning is added to the output (our output bucket includes it).
+    """
     if (usage := _mapping(usage)) is None:
         return None
     prompt = _details(usage, "prompt_tokens_details")
     completion = _details(usage, "completion_tokens_details")
+    input_tokens = count(usage, "prompt_tokens")
+    output_tokens = count(usage, "completion_tokens")
+    reasoning = count(completion, "reasoning_tokens")
+    hits = count(usage, "prompt_cache_hit_tokens")
+    cached = count(prompt, "cached_tokens") if prompt.get("cached_tokens") is not None else hits
+    if "prompt_tokens" not in usage and "prompt_cache_miss_tokens" in usage:
+        input_tokens = hits + count(usage, "prompt_cache_miss_tokens")
+    total = usage.get("total_tokens")
+    if reasoning and type(total) is int and input_tokens + output_tokens != total \
+            and input_tokens + output_tokens + reasoning == total:
+        output_tokens += reasoning  # reported on top of completion_tokens (xAI)
     return checked(
         Usage(
-            input_tokens=count(usage, "prompt_tokens"),
-            output_tokens=count(usage, "completion_tokens"),
-            cached_input_tokens=count(prompt, "cached_tokens"),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached,
             cache_write_tokens=count(prompt, "cache_write_tokens"),
-            reasoning_tokens=count(completion, "reasoning_tokens"),
+            reasoning_tokens=reasoning,
         ),
         usage,
     )
+
+
+_TICKS_PER_USD = Decimal(10) ** 10  # xAI's cost_in_usd_ticks
+
+
+def reported_cost(usage: Any) -> Decimal | None:
+    """The cost the provider reported inside ``usage``, in USD: ``cost`` (OpenRouter's credits, 1 credit = 1 USD;
+    a LiteLLM proxy's computed cost) or xAI's ``cost_in_usd_ticks`` (10^10 ticks = 1 USD). None when there is
+    none or it is not a non-negative number. A JSON number arrives as a float: it is taken by its shortest
+    repr, which is the number as written for any cost with up to 17 significant digits."""
+    if not isinstance(usage, Mapping):
+        return None
+    cost = usage.get("cost")
+    if type(cost) is float and 0 <= cost < float("inf"):
+        return Decimal(repr(cost))
+    if type(cost) is int and cost >= 0:
+        return Decimal(cost)
+    ticks = usage.get("cost_in_usd_ticks")
+    if type(ticks) is int and ticks >= 0:
+        return Decimal(ticks) / _TICKS_PER_USD
+    return None
+
+
+def reported_cost_header(value: str | None) -> Decimal | None:
+    """A LiteLLM proxy's ``x-litellm-response-cost`` header (USD, a decimal number as text)."""
+    if not value:
+        return None
+    try:
+        cost = Decimal(value.strip())
+    except ArithmeticError:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
 
 
 def responses_usage(usage: Any) -> Usage | None:
@@ -133,11 +187,12 @@ def _error_name(error: Any, fallback: str) -> str:
 class _StreamTotals:
     """The running totals every stream state keeps (see ``providers.base.StreamState``)."""
 
-    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done", "error_type")
+    __slots__ = ("usage", "problem", "model", "response_id", "service_tier", "done", "error_type", "provider_cost")
     partial: Usage | None = None  # no counts arrive before the usage does (Anthropic's message_start does)
 
     def __init__(self, injected: bool) -> None:
         self.done = False
+        self.provider_cost: Decimal | None = None  # what the provider said the call cost, from the last usage
         self.error_type: str | None = None  # set with done when the provider ends the stream with an error
         self.usage: Usage | None = None
         self.problem: str | None = None
@@ -169,11 +224,19 @@ class ChatStreamState(_StreamTotals):
         self.service_tier = _text(data.get("service_tier")) or self.service_tier
         raw = data.get("usage")
         if raw is None:
-            return False
+            # Groq puts the usage of a stream under ``x_groq`` on its final chunk (top-level only when asked).
+            groq = data.get("x_groq")
+            raw = groq.get("usage") if isinstance(groq, Mapping) else None
+            if raw is None:
+                return False
+        # The last chunk that carries usage wins, whatever its choices: providers that repeat cumulative usage
+        # (Gemini's compatible endpoint, vLLM's continuous_usage_stats) are read to the last one, never summed.
         try:
             self.usage = chat_usage(raw)
+            self.problem = None
         except InvalidUsage as exc:
-            self.problem = str(exc)
+            self.usage, self.problem = None, str(exc)
+        self.provider_cost = reported_cost(raw)
         # Hide only the usage-only chunk we asked for; a provider that puts usage on a chunk that still
         # carries a choice keeps it, since the caller needs the choice.
         return self.injected and data.get("choices") == []

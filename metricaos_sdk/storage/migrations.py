@@ -381,3 +381,12 @@ def m009_billing_rollup(db: Database) -> None:
     db.execute(f"INSERT OR IGNORE INTO billing_daily_values ({value_keys}, events) SELECT "
                f"{', '.join(values_old.values())}, COUNT(*) FROM events WHERE {_m009_charged('')} "
                f"GROUP BY {', '.join(values_old.values())}")
+
+
+@migrations()
+def m010_event_server(db: Database) -> None:
+    # Issue 15 (OpenAI-compatible providers): the server host a call was sent to (``api.deepseek.com``,
+    # ``localhost:11434``) and the cost the provider itself reported (exact decimal TEXT, like cost_usd). Existing
+    # rows are NULL in both, which is what the event model defaults to.
+    db.execute("ALTER TABLE events ADD COLUMN server_address TEXT")
+    db.execute("ALTER TABLE events ADD COLUMN provider_cost_usd TEXT")

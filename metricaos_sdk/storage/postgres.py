@@ -118,6 +118,14 @@ def m002_event_actions(conn: psycopg.Connection[Any], table: Table) -> None:
         name=table.index("action"), events=table.events))
 
 
+@migration
+def m003_event_server(conn: psycopg.Connection[Any], table: Table) -> None:
+    # The SQLite store's m010 (issue 15): the server host a call went to, and the cost the provider reported.
+    conn.execute(sql.SQL(
+        "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS server_address text, "
+        "ADD COLUMN IF NOT EXISTS provider_cost_usd numeric").format(events=table.events))
+
+
 def _lock_key(schema: str) -> int:
     """The advisory lock that serialises migrations in ``schema`` (a signed 64-bit key of our own)."""
     digest = hashlib.sha256(f"metricaos_sdk.migrations:{schema}".encode()).digest()

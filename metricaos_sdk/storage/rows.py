@@ -54,7 +54,7 @@ def _tags(text: Any) -> dict[str, str]:
 _FROM_COLUMN: dict[str, Any] = {
     "timestamp": datetime.fromisoformat, "tags": _tags, "billable": bool, "streamed": bool,
     "cost_usd": _decimal, "credits": _decimal, "overage": _decimal, "overage_cost_usd": _decimal,
-    "quantity": _decimal, "price_effective_from": _date,
+    "quantity": _decimal, "price_effective_from": _date, "provider_cost_usd": _decimal,
 }
 
 

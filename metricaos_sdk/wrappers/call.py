@@ -15,11 +15,13 @@ import time
 import weakref
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..context import Attribution
 from ..events import new_event_id
 from ..providers.base import Endpoint, InvalidUsage
+from ..providers.openai import reported_cost
 from ..usage import Usage
 from ..worker import in_finalizer_context
 
@@ -53,7 +55,9 @@ class MeteredCall:
         "open",
         "path",
         "provider",
+        "provider_cost",
         "requested_model",
+        "server_address",
         "started_at",
         "streamed",
         "tap",
@@ -91,6 +95,8 @@ class MeteredCall:
         self.injected_usage = False
         self.observed: dict[str, Any] | None = None  # what a body the SDK already read said (see observe_body)
         self.deployment = deployment
+        self.server_address: str | None = None  # the host the client's base URL points at
+        self.provider_cost: Decimal | None = None  # the cost the provider reported (OpenRouter, LiteLLM, xAI)
         self.tapped = False
         self.tap: weakref.ref[Any] | None = None  # the armed body tap, which can finish with what it observed
         self.open = False  # in the meter's open calls, which Meter.close() finishes
@@ -150,6 +156,9 @@ class MeteredCall:
             usage, problem = self.endpoint.usage_from_body(data), None
         except InvalidUsage as exc:
             usage, problem = None, str(exc)
+        cost = reported_cost(data.get("usage"))
+        if cost is not None:
+            self.provider_cost = cost
         self.observed = {"usage": usage, "problem": problem, "model": _text(data.get("model")),
                          "response_id": _text(data.get("id")), "service_tier": service_tier(data)}
 

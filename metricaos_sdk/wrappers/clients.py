@@ -21,6 +21,9 @@ class ClientKind:
     is_async: bool
     deployment: Callable[[Any, Mapping[str, Any] | None], str | None] | None = None
     """``(client, request body) -> deployment name`` for providers that route by deployment (Azure)."""
+    by_base_url: bool = False
+    """The provider is named by the client's base URL (``providers/hosts.py``), not by its class: a plain
+    ``openai.OpenAI`` reaching DeepSeek, Groq, OpenRouter, a vLLM server …"""
 
 
 def azure_deployment(client: Any, body: Mapping[str, Any] | None) -> str | None:
@@ -67,7 +70,7 @@ def client_kind(client: Any) -> ClientKind | None:
         bedrock = tuple(getattr(openai, name) for name in ("BedrockOpenAI", "AsyncBedrockOpenAI") if hasattr(openai, name))
         if bedrock and isinstance(client, bedrock):  # OpenAI models served by Amazon Bedrock: Bedrock bills them
             return ClientKind("bedrock", ENDPOINTS, is_async)
-        return ClientKind("openai", ENDPOINTS, is_async)
+        return ClientKind("openai", ENDPOINTS, is_async, by_base_url=True)
     return _anthropic_kind(client)
 
 

@@ -15,6 +15,7 @@ import httpx2
 
 from ..faults import safe_text
 from ..providers.body import read_json_fields
+from ..providers.openai import reported_cost_header
 from .call import MeteredCall
 from .decoding import make_decoder
 from .eventstream import EventStreamTap
@@ -37,6 +38,8 @@ def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> No
             return  # an error the SDK raises (the hook records it), or a response already observed
         endpoint = call.endpoint
         headers = response.headers
+        # A LiteLLM proxy says what it computed the call cost in a header (the body may say it too: that wins).
+        call.provider_cost = reported_cost_header(headers.get("x-litellm-response-cost"))
         content_type = headers.get("content-type", "")
         streams = endpoint.stream_state is not None and (call.streamed or content_type.startswith("text/event-stream"))
         read = response.__dict__.get("_content")

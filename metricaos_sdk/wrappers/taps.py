@@ -399,6 +399,9 @@ class SSETap(Tap):
         elif status == "cancelled" and self._end_seen:
             status = "ok"  # left after the whole response had arrived: nothing was cut short
         text = self._text
+        cost = getattr(state, "provider_cost", None)
+        if cost is not None:
+            self._call.provider_cost = cost
         self._call.finish(
             output_estimate=text.estimate() if text is not None and state.usage is None else None,
             status=status,
