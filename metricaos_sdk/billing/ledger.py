@@ -24,13 +24,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
 from ..errors import ConfigurationError
 from ..storage.database import Database
 from .money import Amount, check_money, check_quantity
+from .periods import moment
 
 __all__ = ["ADJUSTMENT_KINDS", "EVENT_KINDS", "Adjustment", "AdjustmentKind", "Ledger"]
 
@@ -58,16 +59,6 @@ class Adjustment:
     unit: str | None = None
     event_ids: tuple[str, ...] = ()
     details: dict[str, str] = field(default_factory=dict)
-
-
-def _utc(value: datetime | date | None, what: str) -> datetime:
-    if value is None:
-        return datetime.now(timezone.utc)
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time(0), timezone.utc)
-    if value.tzinfo is None:
-        raise ConfigurationError(f"{what} must be timezone-aware (or a date, taken as midnight UTC), got {value!r}.")
-    return value.astimezone(timezone.utc)
 
 
 def _text(value: object, what: str) -> str:
@@ -132,10 +123,10 @@ class Ledger:
             params.append(customer_id)
         if since is not None:
             where.append("applies_at >= ?")
-            params.append(_utc(since, "since").isoformat())
+            params.append(moment(since, "since").isoformat())
         if until is not None:
             where.append("applies_at < ?")
-            params.append(_utc(until, "until").isoformat())
+            params.append(moment(until, "until").isoformat())
         sql = "SELECT * FROM billing_adjustments" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY seq"
         conn = self.database.connection()
         with self.database.lock:
@@ -163,7 +154,7 @@ class Ledger:
         now = datetime.now(timezone.utc)
         row = {"key": key, "customer_id": customer_id, "kind": kind, "amount": None if amount is None else str(amount),
                "unit": unit, "event_ids": json.dumps(list(ids)), "reason": reason, "actor": by,
-               "applies_at": _utc(applies_at, "applies_at").isoformat(), "recorded_at": now.isoformat(),
+               "applies_at": moment(applies_at, "applies_at").isoformat(), "recorded_at": now.isoformat(),
                "details": json.dumps(details or {}, sort_keys=True)}
         with self.database.transaction() as conn:
             existing = _row(conn, key)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 
 from ..errors import ConfigurationError
 from ..quota.periods import period_bounds
 
-__all__ = ["PeriodSpec", "resolve_period"]
+__all__ = ["PeriodSpec", "moment", "resolve_period"]
 
 PeriodSpec = str | tuple[datetime, datetime] | datetime
 _FORMS = {r"\d{4}": "year", r"\d{4}-\d{2}": "month", r"\d{4}-\d{2}-\d{2}": "day"}
+
+
+def moment(value: datetime | date | None, what: str) -> datetime:
+    """``value`` in UTC: now when None, midnight UTC for a date; a naive datetime is a ConfigurationError."""
+    if value is None:
+        return datetime.now(timezone.utc)
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0), timezone.utc)
+    if value.tzinfo is None:
+        raise ConfigurationError(f"{what} must be timezone-aware (or a date, taken as midnight UTC), got {value!r}.")
+    return value.astimezone(timezone.utc)
 
 
 def resolve_period(period: PeriodSpec, *, kind: str = "month") -> tuple[datetime, datetime]:

@@ -13,23 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from ..errors import ConfigurationError
 from ..storage.database import Database
+from .periods import moment
 from .plans import PricePlan
 
 __all__ = ["PlanCatalog", "Subscription", "Subscriptions", "seat_days"]
-
-
-def _utc(value: datetime | date | None, what: str) -> datetime:
-    if value is None:
-        return datetime.now(timezone.utc)
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time(0), timezone.utc)
-    if value.tzinfo is None:
-        raise ConfigurationError(f"{what} must be timezone-aware (or a date, taken as midnight UTC), got {value!r}.")
-    return value.astimezone(timezone.utc)
 
 
 class PlanCatalog:
@@ -99,7 +90,7 @@ class Subscriptions:
         if plan is not None and plan not in self.catalog:
             raise ConfigurationError(f"No price plan named {plan!r}: define it first with "
                                      f"billing.plans.define(PricePlan({plan!r}, ...)).")
-        when = _utc(at, "at")
+        when = moment(at, "at")
         with self.database.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO billing_subscriptions (customer_id, effective_at, plan, seats, "
                          "recorded_at) VALUES (?, ?, ?, ?, ?)",
