@@ -13,6 +13,7 @@ import pytest
 
 from metricaos_sdk import ConfigurationError, CreditRule, Meter, QuotaExceeded
 from metricaos_sdk.testing import SimulatedAnthropic, SimulatedOpenAI
+from tests.anthropic_models import current_claude
 
 ASK = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Summarize this"}], "max_tokens": 20}
 
@@ -150,7 +151,7 @@ def test_a_cost_rule_prices_the_sum_of_its_calls(db_path):
         rule = CreditRule(credits_per_usd=1000, margin=2, quantum="0.01")
         with meter.action("agent", credits=rule, customer_id="cus_1", reserve=10):
             for _ in range(2):
-                client.messages.create(model="claude-sonnet-4-5", max_tokens=20,
+                client.messages.create(model=current_claude(), max_tokens=20,
                                        messages=[{"role": "user", "content": "hi"}])
         [action] = by_type(meter, "action")
         assert action.credits == rule.credits(input_tokens=0, output_tokens=0, cost_usd=action.cost_usd)

@@ -22,6 +22,7 @@ metrics_service = pytest.importorskip("opentelemetry.proto.collector.metrics.v1.
 from metricaos_sdk import Meter, UsageEvent  # noqa: E402
 from metricaos_sdk.delivery.otel import OpenTelemetry, measurements  # noqa: E402
 from metricaos_sdk.testing import SimulatedAnthropic, SimulatedOpenAI  # noqa: E402
+from tests.anthropic_models import current_claude  # noqa: E402
 from tests.delivery_support import ASK, FAST  # noqa: E402
 from tests.receiver import Answer, Received, Receiver, running  # noqa: E402
 
@@ -144,7 +145,7 @@ def traffic(meter: Meter) -> list[UsageEvent]:
             client.chat.completions.create(**ASK)
     with meter.context(customer_id="cus_b", feature="search"):
         client.chat.completions.create(**ASK)
-        claude.messages.create(model="claude-haiku-4-5", max_tokens=64,
+        claude.messages.create(model=current_claude(), max_tokens=64,
                                messages=[{"role": "user", "content": "Summarise my order history"}])
     meter.sink.flush()
     return list(meter.sink.events())
