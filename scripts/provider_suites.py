@@ -26,6 +26,9 @@ The generated API-resource tests (``tests/api_resources``) talk to the SDK's moc
 not ship. When nothing listens there they are left out (and listed as such in the summary);
 ``--api-resources`` runs them anyway (they then fail both ways, each after the SDK's retries, ~1 s apiece).
 
+Run it in a venv of its own (``python -m venv .venv-suites && .venv-suites/bin/pip install -e ".[test]"``): the
+SDKs' test dependencies it installs (pytest-asyncio among them) change how this project's own suite runs.
+
 It takes about 40 minutes on 2 cores (openai ~12 minutes a run, anthropic ~6, plus installs and reruns).
 It is a report, not a gate: it exits 0 whenever it completed, whatever the differences, and it is not run
 in CI. It uses only the public ``metricaos_sdk.Meter`` and ``MemorySink``.
