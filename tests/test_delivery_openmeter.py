@@ -346,16 +346,22 @@ def test_a_duplicate_is_answered_like_a_new_event_and_counts_as_delivered(db_pat
         again.stop()
 
 
-def test_an_event_openmeter_refuses_is_parked_with_its_message_and_the_rest_delivered(db_path):
-    def refuse(cloudevent: dict[str, Any]) -> str | None:
-        return "subject [cus_bad] is not a customer" if cloudevent["subject"] == "cus_bad" else None
-
-    meter = Meter(db_path)  # committed first, delivered after: the 11 events go in one batch
+def eleven_events_one_for_cus_bad(db_path) -> str:
+    """Commit 11 events, the 6th for ``cus_bad``, before any delivery (so they go in one batch); its id."""
+    meter = Meter(db_path)
     calls(meter, 5)
     calls(meter, 1, customer="cus_bad")
     calls(meter, 5)
     bad = next(e.id for e in meter.events() if e.customer_id == "cus_bad")
     meter.close()
+    return bad
+
+
+def test_an_event_openmeter_refuses_is_parked_with_its_message_and_the_rest_delivered(db_path):
+    def refuse(cloudevent: dict[str, Any]) -> str | None:
+        return "subject [cus_bad] is not a customer" if cloudevent["subject"] == "cus_bad" else None
+
+    bad = eleven_events_one_for_cus_bad(db_path)
     with running() as receiver:
         openmeter_receiver(receiver, "v1", refuse)  # v1's 400 names no event: the batch is split to find it
         delivery = Delivery(str(db_path), [OpenMeter(receiver.url, KEY)], policy=FAST)
@@ -375,12 +381,7 @@ def test_v3_names_the_bad_event_so_only_it_is_parked_without_splitting(db_path, 
     def refuse(cloudevent: dict[str, Any]) -> str | None:
         return "is not a known customer" if cloudevent["subject"] == "cus_bad" else None
 
-    meter = Meter(db_path)  # committed first, delivered after: the 11 events go in one batch
-    calls(meter, 5)
-    calls(meter, 1, customer="cus_bad")
-    calls(meter, 5)
-    bad = next(e.id for e in meter.events() if e.customer_id == "cus_bad")
-    meter.close()
+    bad = eleven_events_one_for_cus_bad(db_path)
     with running() as receiver:
         openmeter_receiver(receiver, api, refuse)
         delivery = Delivery(str(db_path), [OpenMeter(receiver.url, KEY, api=api)], policy=FAST)
