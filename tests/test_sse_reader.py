@@ -56,19 +56,29 @@ def sdk(module, pieces: list[bytes]) -> list[tuple[str | None, str]]:
     return [(e.event, e.data) for e in module.SSEDecoder().iter_bytes(iter(pieces))]
 
 
+# openai releases before the line decoder (3.0.0 among them) end a read's chunk at ``\r\r`` and then take the LF
+# that completes its CRLF in the next read for a blank line of its own: after an ``id`` that dispatches an extra
+# empty event. WHATWG reads ``\r`` ``\r\n`` as two line ends, one blank line, however the reads fall; so with those
+# releases the SDK is an oracle only for the body in one read.
+OPENAI_SPLITS_CRLF = len(sdk(openai_streaming, [b"id: 1\r\r", b"\n"])) > 1
+
+
 @settings(max_examples=400, deadline=None)
 @given(streams())
 @example((b"data: x\r", [8]))  # a CR at the end of a read, its LF at the start of the next
 @example((b"id: 1\n\ndata: {}\n\n\n\n", []))  # after an id, every blank line dispatches
+@example((b"id: 7\r\r\n", [7]))  # CR, then a CRLF cut after its CR: one blank line (openai 3.0.0 saw two)
 def test_the_same_events_as_both_sdk_decoders(stream):
     body, cuts = stream
     pieces = reads(body, cuts)
     try:
-        expected = sdk(openai_streaming, pieces)
+        whole = sdk(openai_streaming, [body])
+        expected = whole if OPENAI_SPLITS_CRLF else sdk(openai_streaming, pieces)
     except UnicodeDecodeError:
         return  # the SDK raises on invalid UTF-8; the tap never decides anything from such a line
     events, emitted = ours(pieces)
     assert events == expected
+    assert events == whole  # where the reads fall changes nothing
     # anthropic's decoder takes the LF of a CRLF split across two reads for a blank line of its own, which after an
     # ``id`` dispatches an extra unnamed event; its Stream skips unnamed events, and so does the tap (named_events).
     named = [e for e in events if e[0] is not None]
