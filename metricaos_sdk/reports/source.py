@@ -1,0 +1,180 @@
+"""Where reports read events: the SDK's SQLite file, or the PostgreSQL table the delivery destination fills.
+
+Reports are written once, as SQL with ``?`` parameters over the events table's columns (the same names in both
+stores, :data:`~metricaos_sdk.storage.rows.EVENT_COLUMNS`); an :class:`EventSource` runs them in its own dialect
+and supplies the few expressions that differ — the UTC day or hour of ``timestamp`` (ISO text in SQLite,
+``timestamptz`` in PostgreSQL), how a moment is passed as a parameter, and the exact sum of ``cost_usd``
+(:mod:`.exact`).
+
+A SQLite source opens the file read-only (:class:`~metricaos_sdk.storage.database.Database` with
+``read_only=True``): a report never writes the store it reads, and may read a file another process is writing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import ConfigurationError
+from .exact import POSTGRES_COST, POSTGRES_CREDITS, SQLITE_COST, SQLITE_CREDITS, ExactSum
+
+__all__ = ["EventSource", "PostgresSource", "SQLiteSource", "open_source", "redact_url"]
+
+
+class EventSource(Protocol):
+    """A store of events that reports can query. Implementations: :class:`SQLiteSource`, :class:`PostgresSource`."""
+
+    dialect: str
+    """``"sqlite"`` or ``"postgres"``."""
+    table: str
+    """The events table's name, quoted, as it goes in a query."""
+    description: str
+    """Where the events are, for messages (never a password)."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` (``?`` parameters)."""
+
+    def day(self, column: str = "timestamp") -> str:
+        """SQL: the UTC day of a timestamp column, as ``YYYY-MM-DD`` text."""
+
+    def hour(self, column: str = "timestamp") -> str:
+        """SQL: the UTC hour of a timestamp column, as ``YYYY-MM-DDTHH`` text."""
+
+    def moment(self, value: datetime) -> Any:
+        """A moment as a query parameter comparable with ``timestamp``."""
+
+    def cost_sum(self) -> ExactSum:
+        """The exact-sum expressions of ``cost_usd`` for this dialect."""
+
+    def credit_sum(self) -> ExactSum:
+        """The exact-sum expressions of ``credits`` for this dialect."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ConfigurationError(f"{value.isoformat()} has no time zone: pass an aware datetime (UTC).")
+    return value.astimezone(timezone.utc)
+
+
+class SQLiteSource:
+    """The events of a SQLite file the meter records into, read-only."""
+
+    dialect = "sqlite"
+    table = "events"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from ..storage.database import Database
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigurationError(f"No metrics database at {self.path}: pass --db PATH or set METRICAOS_DB.")
+        self._db = Database(self.path, read_only=True)
+        self.description = str(self.path)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self._db.connection()
+        with self._db.lock:
+            return conn.execute(sql, tuple(params)).fetchall()
+
+    def day(self, column: str = "timestamp") -> str:
+        return f"substr({column}, 1, 10)"
+
+    def hour(self, column: str = "timestamp") -> str:
+        return f"substr({column}, 1, 13)"
+
+    def moment(self, value: datetime) -> Any:
+        return _utc(value).isoformat()  # stored timestamps are UTC isoformat() text: they compare as text
+
+    def cost_sum(self) -> ExactSum:
+        return SQLITE_COST
+
+    def credit_sum(self) -> ExactSum:
+        return SQLITE_CREDITS
+
+    def close(self) -> None:
+        self._db.close()
+
+
+_PARAM = re.compile(r"\?")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
+
+
+class PostgresSource:
+    """The events of the PostgreSQL table the delivery destination fills (``schema.table``). Needs psycopg 3."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, schema: str = "public", table: str = "metricaos_events") -> None:
+        try:
+            import psycopg
+            from psycopg import sql as psql
+        except ImportError:
+            raise ConfigurationError("Reading a PostgreSQL store needs psycopg 3: pip install "
+                                     "'metricaos-sdk[postgres]'.") from None
+        self.description = redact_url(url)
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigurationError(f"Cannot connect to the PostgreSQL store {self.description} ({reason}): check "
+                                     f"the URL and that the server is up.") from None
+        self.table = psql.Identifier(schema, table).as_string(self._conn)
+        self._lock = threading.Lock()
+        found = self.query("SELECT to_regclass(?)", (f"{schema}.{table}",))
+        if not found or found[0][0] is None:
+            self._conn.close()
+            raise ConfigurationError(f"{self.description} has no events table {schema}.{table}: deliver events to it "
+                                     f"first (the PostgreSQL destination creates it), or pass the right --table.")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, self._conn.cursor() as cur:
+            cur.execute(_PARAM.sub("%s", sql.replace("%", "%%")), tuple(params))
+            return cur.fetchall() if cur.description is not None else []
+
+    def day(self, column: str = "timestamp") -> str:
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    def hour(self, column: str = "timestamp") -> str:
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
+
+    def moment(self, value: datetime) -> Any:
+        return _utc(value)
+
+    def cost_sum(self) -> ExactSum:
+        return POSTGRES_COST
+
+    def credit_sum(self) -> ExactSum:
+        return POSTGRES_CREDITS
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_source(where: str | os.PathLike[str], *, table: str = "metricaos_events", schema: str = "public") -> EventSource:
+    """An event source for a SQLite file path or a ``postgresql://`` URL (``table`` and ``schema`` name its
+    events table). Raises :class:`~metricaos_sdk.ConfigurationError` with the fix when it cannot be read."""
+    text = os.fspath(where)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresSource(text, schema=schema, table=table)
+    return SQLiteSource(text)
