@@ -5,6 +5,7 @@ Off the call path: these read and write through the engine's patient store (``en
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from .reservations import Demand
 if TYPE_CHECKING:
     from .engine import QuotaEngine
 
-__all__ = ["limit_statuses", "period_keys", "seed"]
+__all__ = ["limit_statuses", "period_keys", "seed", "stored_limits"]
 
 
 def period_keys(engine: QuotaEngine, customer_id: str) -> set[str]:
@@ -87,3 +88,26 @@ def limit_statuses(engine: QuotaEngine, customer_id: str, now: datetime) -> tupl
     order = {"credits": 0, "tokens": 1, "cost_usd": 2, "requests": 3}
     out.sort(key=lambda s: (s.feature is not None, s.source != "plan", order.get(s.unit, 9)))
     return policy, out
+
+
+def stored_limits(database: str | os.PathLike[str], customer_id: str, now: datetime) -> tuple[str | None, list[LimitStatus]]:
+    """The customer's plan name and limits as the SQLite quota tables of ``database`` count them now: what
+    ``meter.usage()`` shows, for readers that have the file but no meter (``metricaos usage``, the dashboard).
+    Empty when the customer has no plan and no limit."""
+    from ..config import MeterConfig
+    from ..pricing.table import RateTable
+    from .backends.sqlite import SQLiteQuotaStore
+    from .credits import CreditRules
+    from .engine import QuotaEngine
+
+    def fault(what: str) -> None:
+        raise RuntimeError(what)
+
+    store = SQLiteQuotaStore(database)
+    try:
+        engine = QuotaEngine(store, config=MeterConfig(database=os.fspath(database)), rates=RateTable.bundled(),
+                             credits=CreditRules(), fault=fault)
+        policy, limits = limit_statuses(engine, customer_id, now)
+        return (policy.plan.name if policy is not None and policy.plan is not None else None), limits
+    finally:
+        store.close()

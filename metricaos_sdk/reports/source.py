@@ -13,18 +13,22 @@ A SQLite source opens the file read-only (:class:`~metricaos_sdk.storage.databas
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
 from .exact import POSTGRES_COST, POSTGRES_CREDITS, SQLITE_COST, SQLITE_CREDITS, ExactSum
 
-__all__ = ["EventSource", "PostgresSource", "SQLiteSource", "open_source", "redact_url"]
+__all__ = ["EventSource", "PostgresSource", "SQLiteSource", "open_source", "redact_url", "run_all"]
+
+T = TypeVar("T")
 
 
 class EventSource(Protocol):
@@ -36,6 +40,8 @@ class EventSource(Protocol):
     """The events table's name, quoted, as it goes in a query."""
     description: str
     """Where the events are, for messages (never a password)."""
+    has_rollup: bool
+    """Whether whole days can be read from a per-day rollup instead of the events (SQLite's ``report_daily``)."""
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of ``sql`` (``?`` parameters)."""
@@ -77,13 +83,31 @@ class SQLiteSource:
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigurationError(f"No metrics database at {self.path}: pass --db PATH or set METRICAOS_DB.")
-        self._db = Database(self.path, read_only=True)
+        self._db = Database(self.path, read_only=True)  # raises here, with the fix, if the file cannot be read
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle.put(self._db)
+        self._opened = [self._db]
+        self._opened_lock = threading.Lock()
         self.description = str(self.path)
+        self.has_rollup = bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'report_daily'"))
+        """Whether the file has the per-day rollup (migration m011) reports read whole days from."""
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        conn = self._db.connection()
-        with self._db.lock:
-            return conn.execute(sql, tuple(params)).fetchall()
+        # A connection per query in flight, kept for the next: SQLite runs a query without the GIL, so a page's
+        # reports run in parallel (:func:`run_all`), where one shared connection would serialise them.
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            from ..storage.database import Database
+
+            db = Database(self.path, read_only=True)
+            with self._opened_lock:
+                self._opened.append(db)
+        try:
+            with db.lock:
+                return db.connection().execute(sql, tuple(params)).fetchall()
+        finally:
+            self._idle.put(db)
 
     def day(self, column: str = "timestamp") -> str:
         return f"substr({column}, 1, 10)"
@@ -101,7 +125,10 @@ class SQLiteSource:
         return SQLITE_CREDITS
 
     def close(self) -> None:
-        self._db.close()
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()
 
 
 _PARAM = re.compile(r"\?")
@@ -124,6 +151,7 @@ class PostgresSource:
     """The events of the PostgreSQL table the delivery destination fills (``schema.table``). Needs psycopg 3."""
 
     dialect = "postgres"
+    has_rollup = False  # PostgreSQL aggregates a million events in parallel workers; no rollup to keep
 
     def __init__(self, url: str, *, schema: str = "public", table: str = "metricaos_events") -> None:
         try:
@@ -169,6 +197,16 @@ class PostgresSource:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def run_all(calls: Mapping[str, Callable[[], T]], *, workers: int = 4) -> dict[str, T]:
+    """Run independent report calls on a few threads (each query of a SQLite source releases the GIL while it
+    runs); their results by name. The first exception is raised once all have finished."""
+    if len(calls) <= 1:
+        return {name: call() for name, call in calls.items()}
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="metricaos-report") as pool:
+        futures = {name: pool.submit(call) for name, call in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def open_source(where: str | os.PathLike[str], *, table: str = "metricaos_events", schema: str = "public") -> EventSource:

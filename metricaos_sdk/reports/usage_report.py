@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -158,7 +158,7 @@ class UsageReport:
 
 
 def key_expression(source: EventSource, by: str) -> str:
-    """SQL: the grouping key of dimension ``by``."""
+    """SQL: the grouping key of dimension ``by`` over the events table."""
     if by not in DIMENSIONS:
         raise ConfigurationError(f"--by {by!r} is not a dimension: use one of {', '.join(DIMENSIONS)}.")
     if by == "day":
@@ -168,42 +168,96 @@ def key_expression(source: EventSource, by: str) -> str:
     return DIMENSIONS[by]  # type: ignore[return-value]
 
 
-def grouped_sums(source: EventSource, key_sql: str, filters: Filters) -> dict[tuple[Any, bool], Sums]:
-    """:class:`Sums` per (key, billable) for the events ``filters`` selects, with ``key_sql`` as the key."""
+_ROW_SUMS = ("sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
+             "sum(reasoning_tokens), sum(total_tokens)")
+
+
+def _events_query(source: EventSource, by: str, filters: Filters) -> tuple[str, list[Any]]:
     where, params = filters.where(source)
-    cost = source.cost_sum()
-    credits = source.credit_sum()
     call = f"(event_type NOT IN {_PRODUCT})"
     billable = "billable" if source.dialect == "postgres" else "billable = 1"
-    sql = (f"SELECT {key_sql} AS k, {billable} AS b, {call} AS c, count(*), sum(input_tokens), sum(output_tokens), "
-           f"sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(total_tokens), "
-           f"sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), "
-           f"sum(CASE WHEN usage_status = 'estimated' THEN 1 ELSE 0 END), "
-           f"sum(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), {', '.join(cost.aggregates)}, "
-           f"{', '.join(credits.aggregates)} FROM {source.table} {where} GROUP BY 1, 2, 3")
-    rows = source.query(sql, params)
+    return (f"SELECT {key_expression(source, by)}, {billable}, {call}, count(*), {_ROW_SUMS}, "
+            f"sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN usage_status = 'estimated' THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), {', '.join(source.cost_sum().aggregates)}, "
+            f"{', '.join(source.credit_sum().aggregates)} FROM {source.table} {where} GROUP BY 1, 2, 3"), params
+
+
+def _rollup_query(by: str, filters: Filters, first_day: str | None, end_day: str | None) -> tuple[str, list[Any]]:
+    """The same aggregate over SQLite's per-day rollup (``report_daily``, migration m011), whole days only."""
+    key = "day" if by == "day" else f"nullif({DIMENSIONS[by]}, 0)"
+    conditions: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    for condition, value in (("day >= ?", first_day), ("day < ?", end_day)):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    for name, column in (("customer", "customer_id"), ("user", "user_id"), ("feature", "feature"),
+                         ("model", "model"), ("provider", "provider"), ("environment", "environment")):
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if filters.billable is not None:
+        conditions.append("billable = ?")
+        params.append(int(filters.billable))
+    return (f"SELECT {key}, billable, is_call, sum(events), {_ROW_SUMS}, sum(unpriced), sum(estimated), sum(failed), "
+            f"sum(cost_high), sum(cost_low), sum(cost_slow), sum(credits_high), sum(credits_low), sum(credits_slow) "
+            f"FROM report_daily WHERE {' AND '.join(conditions)} GROUP BY 1, 2, 3"), params
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _plan(source: EventSource, by: str, filters: Filters) -> list[tuple[str, list[Any]]]:
+    """The queries whose rows together cover ``filters``: the rollup for whole UTC days where the source has one
+    and the filters allow it (no status, not by hour), the events table for the rest (the part-days at the ends)."""
+    key_expression(source, by)
+    filters.where(source)  # validated once, whatever the plan
+    if not getattr(source, "has_rollup", False) or filters.status is not None or by == "hour":
+        return [_events_query(source, by, filters)]
+    since = filters.since.astimezone(timezone.utc) if filters.since else None
+    until = filters.until.astimezone(timezone.utc) if filters.until else None
+    first = since if since is None or since == _midnight(since) else _midnight(since) + timedelta(days=1)
+    end = until if until is None or until == _midnight(until) else _midnight(until)
+    if first is not None and end is not None and end <= first:
+        return [_events_query(source, by, filters)]  # less than one whole day: the events are few
+    queries = [_rollup_query(by, filters, first.date().isoformat() if first else None,
+                             end.date().isoformat() if end else None)]
+    if since is not None and first != since:
+        queries.append(_events_query(source, by, replace(filters, until=first)))
+    if until is not None and end != until:
+        queries.append(_events_query(source, by, replace(filters, since=end)))
+    return queries
+
+
+def grouped_sums(source: EventSource, by: str, filters: Filters) -> dict[tuple[Any, bool], Sums]:
+    """:class:`Sums` per (key of dimension ``by``, billable) for the events ``filters`` selects."""
+    cost, credits = source.cost_sum(), source.credit_sum()
     n_cost = len(cost.aggregates)
     out: dict[tuple[Any, bool], Sums] = {}
     slow_cost = slow_credits = False
-    for row in rows:
-        key, is_billable, is_call = row[0], bool(row[1]), bool(row[2])
-        count, inp, outp, cached, write, reasoning, total, unpriced, estimated, failed = row[3:13]
-        cost_value, cost_left = cost.value(tuple(row[13:13 + n_cost]))
-        credit_value, credits_left = credits.value(tuple(row[13 + n_cost:]))
-        slow_cost |= bool(cost_left)
-        slow_credits |= bool(credits_left)
-        if is_call:
-            sums = Sums(requests=int(count), input_tokens=int(inp), output_tokens=int(outp),
-                        cached_input_tokens=int(cached), cache_write_tokens=int(write),
-                        reasoning_tokens=int(reasoning), total_tokens=int(total), cost_usd=cost_value,
-                        credits=credit_value, unpriced_requests=int(unpriced), estimated_requests=int(estimated),
-                        failed_requests=int(failed), events=int(count))
-        else:  # an action's (or custom usage's) tokens and cost are its calls': only its credits are its own
-            sums = Sums(credits=credit_value, events=int(count))
-        slot = (key, is_billable)
-        out[slot] = out[slot] + sums if slot in out else sums
+    for sql, params in _plan(source, by, filters):
+        for row in source.query(sql, params):
+            key, is_billable, is_call = row[0], bool(row[1]), bool(row[2])
+            count, inp, outp, cached, write, reasoning, total, unpriced, estimated, failed = row[3:13]
+            cost_value, cost_left = cost.value(tuple(row[13:13 + n_cost]))
+            credit_value, credits_left = credits.value(tuple(row[13 + n_cost:]))
+            slow_cost |= bool(cost_left) and bool(is_call)
+            slow_credits |= bool(credits_left)
+            if is_call:
+                sums = Sums(requests=int(count), input_tokens=int(inp), output_tokens=int(outp),
+                            cached_input_tokens=int(cached), cache_write_tokens=int(write),
+                            reasoning_tokens=int(reasoning), total_tokens=int(total), cost_usd=cost_value,
+                            credits=credit_value, unpriced_requests=int(unpriced), estimated_requests=int(estimated),
+                            failed_requests=int(failed), events=int(count))
+            else:  # an action's (or custom usage's) tokens and cost are its calls': only its credits are its own
+                sums = Sums(credits=credit_value, events=int(count))
+            slot = (key, is_billable)
+            out[slot] = out[slot] + sums if slot in out else sums
     if slow_cost or slow_credits:
-        _add_slow_rows(source, key_sql, filters, out, cost=slow_cost, credits=slow_credits)
+        _add_slow_rows(source, key_expression(source, by), filters, out, cost=slow_cost, credits=slow_credits)
     return out
 
 
@@ -254,8 +308,7 @@ def total_of(rows: Iterable[ReportRow], key: str = "(all)") -> ReportRow:
 def usage_report(source: EventSource, by: str = "customer", filters: Filters | None = None) -> UsageReport:
     """Usage grouped ``by`` one of :data:`DIMENSIONS`, for the events ``filters`` selects."""
     filters = filters or Filters()
-    key_sql = key_expression(source, by)
-    rows = fold(grouped_sums(source, key_sql, filters), empty="(unknown)" if by == "model" else NONE)
+    rows = fold(grouped_sums(source, by, filters), empty="(unknown)" if by == "model" else NONE)
     ordered = list(rows.values())
     if by in ("day", "hour"):
         ordered.sort(key=lambda r: r.key)
