@@ -19,10 +19,10 @@ from metricaos_sdk.storage.rows import EVENT_COLUMNS, event_to_row
 
 APPLIED = ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits", "m005_drop_m002_quota_tables",
            "m006_delivery", "m007_event_actions", "m008_billing", "m009_billing_rollup",
-           "m010_event_server"]
+           "m010_event_server", "m011_report_rollup"]
 TABLES = {"_sqlite_migrations", "events", "quota_used", "quota_reservations", "quota_marks", "quota_config", "quota_meta",
           "delivery_state", "delivery_failures", "billing_adjustments", "billing_adjusted_events",
-          "billing_plans", "billing_subscriptions", "billing_daily", "billing_daily_values"}
+          "billing_plans", "billing_subscriptions", "billing_daily", "billing_daily_values", "report_daily"}
 QUOTA_TABLES = sorted(t for t in TABLES if t.startswith("quota_"))
 
 
@@ -78,6 +78,9 @@ def test_upgrade_from_m004_drops_the_m002_tables_and_keeps_events_and_quotas(db_
     assert [{k: v for k, v in row.items() if k in before["events"][0]} for row in after["events"]] == before["events"]
     assert {k for row in after["events"] for k, v in row.items() if k not in before["events"][0] and v is not None} == set()
     assert {t: rows for t, rows in after.items() if t != "events"} == {t: r for t, r in before.items() if t != "events"}
+    # m011 filled the reports' rollup from the events already there
+    assert db.execute("SELECT sum(events), sum(total_tokens) FROM report_daily").fetchone() == (
+        len(before["events"]), sum(row["total_tokens"] for row in before["events"]))
     db.conn.close()
 
     meter = Meter(db_path)  # the SDK reads the upgraded file as its own

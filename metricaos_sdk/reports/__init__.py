@@ -6,6 +6,16 @@ Everything here reads an event store — the SDK's SQLite file or the PostgreSQL
 wrappers or the :class:`~metricaos_sdk.Meter`. Money is summed exactly (:mod:`.exact`), never as a float.
 """
 
-from .summary import LimitStatus, Totals, UsageSummary, combine, summarize, totals_text
+from .summary import LimitStatus, Totals, UsageSummary, combine, summarize, totals_text  # noqa: I001 (quota imports these first)
+from .business import BusinessOverview, DayFigures, business_overview
+from .customer import CustomerUsage, RecentAction, customer_usage, limits_for
+from .margin import CustomerMargin, invoice_revenue, margins, read_revenue
+from .source import EventSource, PostgresSource, SQLiteSource, open_source
+from .usage_report import DIMENSIONS, Filters, ReportRow, Sums, UsageReport, usage_report
 
-__all__ = ["LimitStatus", "Totals", "UsageSummary", "combine", "summarize", "totals_text"]
+__all__ = [
+    "DIMENSIONS", "BusinessOverview", "CustomerMargin", "CustomerUsage", "DayFigures", "EventSource", "Filters",
+    "LimitStatus", "PostgresSource", "RecentAction", "ReportRow", "SQLiteSource", "Sums", "Totals", "UsageReport",
+    "UsageSummary", "business_overview", "combine", "customer_usage", "invoice_revenue", "limits_for", "margins",
+    "open_source", "read_revenue", "summarize", "totals_text", "usage_report",
+]
