@@ -133,6 +133,7 @@ class Meter:
         self.last_fault: Fault | None = None
         """The last of them: what failed, the exception's type (and message when it is ours), and when."""
         self._open_calls: set[MeteredCall] = set()
+        self._spike_watchers: list[Any] = []
         self._refused_usage_request: set[str] = set()  # base URLs that answered 400 to stream_options
         self._asks: dict[str, bool] = {}  # base URL -> whether its streams are asked for usage
         self._provider_hosts = _provider_hosts(self.config.provider_hosts)
@@ -331,6 +332,8 @@ class Meter:
             return
         for call in list(self._open_calls):
             self._finish_abandoned(call)
+        for watcher in self._spike_watchers:
+            self._guard(watcher.stop, 5.0)
         self._worker.stop()
         self._quotas.close()  # release reservations of calls cut off mid-flight (other threads at exit)
         self._worker.drain()
@@ -342,6 +345,20 @@ class Meter:
         self._guard(self.sink.close)
         if self._owns_quota_store:
             self._guard(self.quota_store.close)
+
+    def watch_spikes(self, callback: Callable[[Any], object], rules: Any = None, *, interval: float = 60.0) -> Any:
+        """Call ``callback(spike)`` once per usage spike in this meter's events — a customer, user, feature or model
+        far above its own baseline (:class:`~metricaos_sdk.reports.SpikeRules`; docs/alerts.md) — checked every
+        ``interval`` seconds on a daemon thread. A fault of the check or the callback is logged and counted, never
+        raised. Returns the :class:`~metricaos_sdk.reports.SpikeWatcher`; ``close()`` stops it."""
+        from .reports.spike_watch import SpikeWatcher
+
+        if not isinstance(self.sink, SQLiteSink):
+            raise ConfigurationError("watch_spikes() reads the meter's SQLite file: give the meter a database path, "
+                                     "or run SpikeWatcher(open_source(url), rules, callback) on the store your sink fills.")
+        watcher = SpikeWatcher(self.sink.database.path, rules, callback, interval=interval).start()
+        self._spike_watchers.append(watcher)
+        return watcher
 
     def health(self) -> Health:
         """What the meter holds and how it fared: faults, events not yet committed (and those held in memory only,

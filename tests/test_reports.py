@@ -50,13 +50,15 @@ def test_money_sums_are_exact_whatever_the_amounts(tmp_path_factory, costs):
     for filters in (Filters(), Filters(status="ok"),  # the rollup for whole days, the events for the rest
                     Filters(since=NOV + timedelta(hours=5), until=NOV + timedelta(hours=30))):
         rep = usage_report(source, "customer", filters)
-        keep = (lambda e, f=filters: (f.since is None or e.timestamp >= f.since) and (f.until is None or e.timestamp < f.until))
+        def keep(e: UsageEvent, f: Filters = filters) -> bool:
+            return (f.since is None or e.timestamp >= f.since) and (f.until is None or e.timestamp < f.until)
+
         cost, credits, calls = python_sums(events, keep)
         assert rep.total.total.cost_usd == cost
         assert rep.total.total.credits == credits
         assert rep.total.total.requests == calls
         for row in rep.rows:
-            assert row.total.cost_usd == python_sums(events, lambda e, k=row.key: keep(e) and e.customer_id == k)[0]
+            assert row.total.cost_usd == python_sums(events, lambda e, k=row.key, w=keep: w(e) and e.customer_id == k)[0]
     source.close()
 
 

@@ -4,7 +4,6 @@ delivery status and the alerts, which it reads itself)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from .margin import CustomerMargin, margins
-from .source import EventSource, run_all
-from .usage_report import Filters, ReportRow, usage_report
+from .source import EventSource
+from .usage_report import Filters, ReportRow, usage_reports
 
 __all__ = ["BusinessOverview", "DayFigures", "business_overview"]
 
@@ -75,8 +74,7 @@ def business_overview(source: EventSource, *, since: datetime | None = None, unt
     """The overview of ``[since, until)``: ``revenue`` by customer gives the margins; ``revenue_by_day`` (by UTC
     day, ``2026-11-05``) the daily revenue line."""
     filters = Filters(since=since, until=until)
-    by = run_all({name: functools.partial(usage_report, source, name, filters)
-                  for name in ("day", "customer", "feature", "model", "action")})
+    by = usage_reports(source, ["day", "customer", "feature", "model", "action"], filters)
     days = by["day"]
     by_day = [DayFigures(r.key, r.billable.cost_usd, r.billable.credits, r.billable.requests,
                          None if revenue_by_day is None else revenue_by_day.get(r.key, Decimal(0)))
