@@ -13,7 +13,13 @@ What is kept: every model of genai-prices' ``openai``, ``azure``, ``anthropic``,
 ``output_mtok``). For each model and each request context (standard, batch, each service tier, and their
 combinations) the build asks genai-prices itself for the prices in force on every date a price changes, and
 stores the distinct rows. Price keys the SDK's ``Usage`` cannot carry (audio/image tokens, file-search calls)
-are dropped and listed per model; models priced by time of day are skipped and listed.
+are dropped and listed per model; models not priced per token are kept as unpriced placeholders and listed.
+
+Time of day: genai-prices states it as ``TimeOfDateConstraint(start_time, end_time)`` prices in UTC (DeepSeek's
+peak hours). For such a model the build asks genai-prices for the price at every window boundary of each date
+row, so a row becomes ``[start, index, [[from, to, index], ...]]``: the rates most of the day, and the windows
+where others apply, written in the provider's zone (``PROVIDER_ZONES``; a fixed offset, so the conversion from
+genai-prices' UTC times is exact) and stored as the model's ``zone``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
@@ -78,6 +84,10 @@ COMPATIBLE = {
 # without batch.
 SERVICE_TIERS = ("default", "auto", "flex", "priority", "scale", "fast", "standard")
 EPOCH = date(1970, 1, 1)
+DAY = 86_400
+# The zone a provider publishes its hours in, as a fixed offset (seconds east of UTC). DeepSeek: Beijing time,
+# UTC+8 (China has kept no daylight saving since 1991), per api-docs.deepseek.com/quick_start/pricing.
+PROVIDER_ZONES = {"deepseek": 8 * 3600}
 
 
 def _money(value: Decimal) -> str:
@@ -123,8 +133,46 @@ def _constraints(model: gp.ModelInfo) -> list[Any]:
     return found + [v.constraint for v in model.price_variants or ()]
 
 
-def _build_model(model: gp.ModelInfo, provider: gp.Provider, all_providers: list[gp.Provider]) -> dict[str, Any]:
+def _utc_seconds(value: time) -> int:
+    """A genai-prices constraint time (naive = UTC) as seconds after UTC midnight."""
+    if value.tzinfo is not None:
+        value = datetime.combine(EPOCH, value).astimezone(timezone.utc).time()
+    return value.hour * 3600 + value.minute * 60 + value.second
+
+
+def _clock(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
+
+
+def _windows(segments: list[list[int]], offset: int) -> tuple[int, list[list[Any]]]:
+    """A day cut at every window boundary, ``[[from, to, index], ...]`` in UTC seconds -> the index that prices
+    most of the day, and the runs priced otherwise as ``[from, to, index]`` in local time (offset seconds)."""
+    length: dict[int, int] = {}
+    for start, end, index in segments:
+        length[index] = length.get(index, 0) + end - start
+    base = max(length, key=lambda i: (length[i], -[s[2] for s in segments].index(i)))
+    runs: list[list[int]] = []
+    for start, end, index in segments:
+        if runs and runs[-1][2] == index and runs[-1][1] == start:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end, index])
+    if len(runs) > 1 and runs[0][2] == runs[-1][2] and runs[0][0] == 0 and runs[-1][1] == DAY:
+        runs[0][0] = runs.pop()[0]  # one window across UTC midnight
+    windows = [[(a + offset) % DAY, (b + offset) % DAY or (DAY if a + offset < DAY <= b + offset else 0), i]
+               for a, b, i in runs if i != base]
+    windows.sort(key=lambda w: w[0])
+    return base, [[_clock(a), _clock(b), i] for a, b, i in windows]
+
+
+def _build_model(model: gp.ModelInfo, provider: gp.Provider, all_providers: list[gp.Provider],
+                 zone_offset: int = 0) -> dict[str, Any]:
     dates = sorted({c.start_date for c in _constraints(model) if isinstance(c, gp.StartDateConstraint)})
+    timed = [c for c in _constraints(model) if isinstance(c, gp.TimeOfDateConstraint)]
+    bounds = sorted({0, *(_utc_seconds(c.start_time) for c in timed), *(_utc_seconds(c.end_time) for c in timed)})
+    bounds = [b for b in bounds if b < DAY]
     probes = [EPOCH, *dates]
     dropped: set[str] = set()
     contexts = [(False, None), (True, None)] + [(b, t) for t in SERVICE_TIERS for b in (False, True)]
@@ -132,17 +180,31 @@ def _build_model(model: gp.ModelInfo, provider: gp.Provider, all_providers: list
     contexts += [(b, t) for t in sorted(known_tiers - set(SERVICE_TIERS)) for b in (False, True)]
     price_sets: list[dict[str, Any]] = []
     rates: dict[str, list[list[Any]]] = {}
+    timed_rows = False
+
+    def index_at(when: datetime, context: dict[str, str] | None) -> int:
+        nonlocal dropped
+        flat, lost = _flatten(model.get_prices(when, context))
+        dropped |= lost
+        if flat not in price_sets:
+            price_sets.append(flat)
+        return price_sets.index(flat)
+
     for batch, tier in contexts:
         rows: list[list[Any]] = []
         for probe in probes:
-            when = datetime(probe.year, probe.month, probe.day, tzinfo=timezone.utc)
-            flat, lost = _flatten(model.get_prices(when, genai_context(batch, tier) or None))
-            dropped |= lost
-            if flat not in price_sets:
-                price_sets.append(flat)
-            index = price_sets.index(flat)
-            if not rows or rows[-1][1] != index:
-                rows.append([None if probe == EPOCH else probe.isoformat(), index])
+            midnight = datetime(probe.year, probe.month, probe.day, tzinfo=timezone.utc)
+            context = genai_context(batch, tier) or None
+            # The price at each window boundary of the day (genai-prices' own answer), segment by segment.
+            segments = [[b, (bounds[n + 1] if n + 1 < len(bounds) else DAY),
+                         index_at(midnight + timedelta(seconds=b), context)] for n, b in enumerate(bounds)]
+            index, windows = _windows(segments, zone_offset)
+            row: list[Any] = [None if probe == EPOCH else probe.isoformat(), index]
+            if windows:
+                row.append(windows)
+                timed_rows = True
+            if not rows or rows[-1][1:] != row[1:]:
+                rows.append(row)
         key = context_key(batch, tier)
         # The runtime looks a context up, then "batch" (for batch contexts), then "standard": store only news.
         inherited = rates.get("batch", rates.get("standard")) if batch and key != "batch" else rates.get("standard")
@@ -155,6 +217,9 @@ def _build_model(model: gp.ModelInfo, provider: gp.Provider, all_providers: list
         entry["deprecated"] = True
     if dropped:
         entry["dropped_price_keys"] = sorted(dropped)
+    if timed_rows:
+        sign = "-" if zone_offset < 0 else "+"
+        entry["zone"] = f"{sign}{abs(zone_offset) // 3600:02d}:{abs(zone_offset) % 3600 // 60:02d}"
     entry["prices"] = price_sets
     entry["rates"] = rates
     return entry
@@ -177,18 +242,14 @@ def build() -> dict[str, Any]:
         provider = by_id[gid]
         models = []
         for model in provider.models:
-            reason = None
-            if any(isinstance(c, gp.TimeOfDateConstraint) for c in _constraints(model)):
-                reason = "priced by time of day, which the table cannot represent"
-            elif not _token_priced(model):
-                reason = "not priced per token"
+            reason = None if _token_priced(model) else "not priced per token"
             if reason:
                 # Kept as a placeholder so its names still stop the search (unpriced) instead of falling
                 # through to a later model whose rule also matches.
                 skipped.append({"provider": name, "model": model.id, "reason": reason})
                 models.append({"id": model.id, "name": model.name, "match": _clause(model.match), "unpriced": reason})
             else:
-                models.append(_build_model(model, provider, gp_providers))
+                models.append(_build_model(model, provider, gp_providers, PROVIDER_ZONES.get(gid, 0)))
         sources[name] = models
     chains = {}
     for name, gid in PROVIDERS.items():

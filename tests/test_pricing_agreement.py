@@ -88,7 +88,7 @@ def _genai_usage(usage: Usage) -> genai_prices.Usage:
 def _dates(model: dict[str, Any]) -> list[datetime | None]:
     days = {date(2024, 1, 1)}
     for rows in model["rates"].values():
-        for start, _ in rows:
+        for start, *_ in rows:
             if start:  # the day before and the day a price changes
                 day = date.fromisoformat(start)
                 days |= {day - timedelta(days=1), day}

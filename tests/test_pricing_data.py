@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA_FILE = ROOT / "metricaos_sdk" / "pricing" / "_generated_rates.json"
 # Update in the same commit as a regenerated file (python scripts/build_rates.py), after reading the diff.
-EXPECTED_SHA256 = "c4d4fd8cb7b69ffbd86351de3089f2cbe033c0deeea7437dcd3f0b8d6b0b563c"
+EXPECTED_SHA256 = "ed82480b62df23408bdb2c3550a29229244f12991bb2e6e97741fdda2cd28a74"
 
 
 def _build_script() -> ModuleType:
@@ -77,7 +77,7 @@ def test_covers_the_providers_and_current_models() -> None:
     for models in data["sources"].values():
         for model in models:
             for rows in model.get("rates", {}).values():
-                starts = [start for start, _ in rows]
+                starts = [start for start, *_ in rows]
                 assert starts[0] is None if rows is model["rates"]["standard"] else True
                 assert starts[1:] == sorted(starts[1:])
 

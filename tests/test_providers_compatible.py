@@ -519,8 +519,6 @@ def test_costs_agree_with_genai_prices_choosing_the_provider_by_base_url(mapped_
         theirs = None
     if event.provider in ("ollama", "vllm"):
         assert (event.price_status, event.cost_usd) == ("self_hosted", Decimal(0))
-    elif event.provider == "deepseek":  # priced by time of day since 2026-08-16: not in our table yet
-        assert event.price_status == "unpriced" and theirs is not None
     elif event.provider in ("litellm", "openai-compatible"):
         assert theirs is None  # genai-prices has no such provider: ours is a guess by name, or nothing
         assert event.price_status == ("priced" if event.provider == "litellm" else "unpriced")

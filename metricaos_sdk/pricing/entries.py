@@ -15,6 +15,7 @@ from typing import Any
 from . import matching
 from .overrides import OverrideEntry
 from .rates import Period, Rates, compile_rates, parse_context_key, scale_price_set
+from .windows import Window, parse_clock, parse_zone
 
 __all__ = ["Entry", "apply_overrides", "bundled_entry", "find", "parse_prices"]
 
@@ -51,10 +52,7 @@ def clip(periods: tuple[Period, ...], start: date | None) -> list[Period]:
         return list(periods)
     active = [p for p in periods if p.start is None or p.start <= start]
     head = active[-1] if active else periods[0]
-    return [
-        Period(start, head.rates, head.price_id, head.status, head.table_version, head.source),
-        *(p for p in periods if p.start is not None and p.start > start),
-    ]
+    return [head.derive(start=start), *(p for p in periods if p.start is not None and p.start > start)]
 
 
 def splice(base: tuple[Period, ...], start: date | None, new: list[Period]) -> tuple[Period, ...]:
@@ -97,21 +95,36 @@ def find(data: Mapping[str, Any], provider: str | None, name: str) -> Found | No
 
 def bundled_entry(found: Found, version: str, rates: Callable[[str, Mapping[str, Any], int], Rates]) -> Entry:
     """The rows of a bundled model; a model reached through a reseller (Azure -> OpenAI) gets standard rows
-    only, as genai-prices ignores the request context there."""
+    only, as genai-prices ignores the request context there.
+
+    A row is ``[start, price index]`` or, priced by time of day, ``[start, price index, windows]`` with windows
+    ``[[from, to, price index], ...]`` read in the model's ``zone`` (see scripts/build_rates.py)."""
     source, model, via_fallback, steps = found
+    zone = parse_zone(model["zone"]) if "zone" in model else None
 
     def rows(ctx: str, label: str | None) -> tuple[Period, ...]:
         standard = model["rates"]["standard"]
         out = []
-        for start, index in model["rates"][ctx]:
+        for row in model["rates"][ctx]:
+            start, index, spans = row[0], row[1], (row[2] if len(row) > 2 else [])
             day = date.fromisoformat(start) if start else None
-            base = [i for s, i in standard if s is None or (start is not None and s <= start)][-1]
+            base = [r[1:] for r in standard if r[0] is None or (start is not None and r[0] <= start)][-1]
             pid = (
                 f"{source}:{model['id']}"
                 + (f"@{start}" if start else "")
-                + (f"#{label}" if label and index != base else "")
+                + (f"#{label}" if label and [index, *([spans] if spans else [])] != base else "")
             )
-            out.append(Period(day, rates(source, model, index), pid, "priced", version, model["prices"][index]))
+            period = Period(day, rates(source, model, index), pid, "priced", version, model["prices"][index])
+            if spans:
+                windows = []
+                for begin, end, inner in spans:
+                    span = f"{begin}-{end}"
+                    inside = Period(
+                        day, rates(source, model, inner), f"{pid}~{span}", "priced", version, model["prices"][inner]
+                    )
+                    windows.append(Window(parse_clock(begin), parse_clock(end, end=True), None, inside, span))
+                period.windows, period.zone = tuple(windows), zone
+            out.append(period)
         return tuple(out)
 
     standard = rows("standard", None)
@@ -131,16 +144,37 @@ def _override_rows(ov: OverrideEntry, periods: tuple[Period, ...], version: str)
     if ov.factor is None:
         assert ov.prices is not None
         suffix = f"@{ov.start.isoformat()}" if ov.start else ""
-        return [
-            Period(ov.start, compile_rates(ov.prices), f"override:{ov.key}{suffix}", "override", version, ov.prices)
-        ]
-    out = []
-    for p in clip(periods, ov.start):
-        prices = scale_price_set(parse_prices(p.source), ov.factor)
-        out.append(
-            Period(p.start, compile_rates(prices), f"override:{ov.key}({p.price_id})", "override", version, prices)
+        pid = f"override:{ov.key}{suffix}"
+        period = Period(
+            ov.start,
+            compile_rates(ov.prices),
+            pid + (f"~{ov.label}" if ov.label else ""),
+            "override",
+            version,
+            ov.prices,
         )
-    return out
+        if ov.windows:
+            period.zone = ov.zone
+            period.windows = tuple(
+                Window(
+                    w.start,
+                    w.end,
+                    w.days,
+                    Period(ov.start, compile_rates(w.prices), f"{pid}~{w.label}", "override", version, w.prices),
+                    w.label,
+                )
+                for w in ov.windows
+            )
+        return [period]
+    factor = ov.factor
+    return [
+        p.derive(
+            price_id=lambda pid: f"override:{ov.key}({pid})",
+            status="override",
+            prices=lambda source: scale_price_set(parse_prices(source), factor),
+        )
+        for p in clip(periods, ov.start)
+    ]
 
 
 def apply_overrides(entry: Entry | None, overrides: tuple[OverrideEntry, ...], version: str) -> Entry | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import matching
 from .rates import Period, context_key
+from .windows import select, zone_text
 
 if TYPE_CHECKING:
     from .table import RateTable
@@ -32,20 +33,34 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _row(period: Period) -> dict[str, Any]:
-    return {
+def _row(period: Period, window: str | None = None) -> dict[str, Any]:
+    row = {
         "effective_from": period.start.isoformat() if period.start else None,
         "price_id": period.price_id,
         "price_status": period.status,
         "table_version": period.table_version,
         "prices": plain(period.source),
     }
+    if window is not None:
+        row["window"] = window
+    return row
+
+
+def _rows(period: Period) -> list[dict[str, Any]]:
+    """One row, or for a row priced by time of day: the rates outside the windows, then one row per window."""
+    if not period.windows:
+        return [_row(period)]
+    zone = zone_text(period.zone)
+    spans = ", ".join(w.describe() for w in period.windows)
+    return [_row(period, f"outside {spans} ({zone})")] + [
+        _row(w.period, f"{w.describe()} ({zone})") for w in period.windows
+    ]
 
 
 def _current(periods: tuple[Period, ...]) -> Period | None:
-    today = datetime.now(timezone.utc).date()
-    active = [p for p in periods if p.start is None or p.start <= today]
-    return active[-1] if active else None
+    now = datetime.now(timezone.utc)
+    active = [p for p in periods if p.start is None or p.start <= now.date()]
+    return select(active[-1], now) if active else None
 
 
 def explain(table: RateTable, provider: str | None, model: str) -> dict[str, Any]:
@@ -70,7 +85,7 @@ def explain(table: RateTable, provider: str | None, model: str) -> dict[str, Any
             resolved=False, model_resolved=None, price_status="fallback" if fallback else "unpriced", steps=steps
         )
         if fallback is not None:
-            out["rates"] = {"standard": [_row(p) for p in fallback.standard]}
+            out["rates"] = {"standard": [r for p in fallback.standard for r in _rows(p)]}
         return out
     record = entry.model or {}
     out.update(
@@ -89,13 +104,21 @@ def explain(table: RateTable, provider: str | None, model: str) -> dict[str, Any
         out.setdefault("notes", []).append(
             "prices for " + ", ".join(record["dropped_price_keys"]) + " are not applied: Usage does not carry them"
         )
-    rates: dict[str, list[dict[str, Any]]] = {"standard": [_row(p) for p in entry.standard]}
+    rates: dict[str, list[dict[str, Any]]] = {"standard": [r for p in entry.standard for r in _rows(p)]}
     seen = {id(entry.standard)}
     for (batch, tier), periods in sorted(entry.variants.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if id(periods) not in seen and periods != entry.standard:
             seen.add(id(periods))
-            rates[context_key(batch, tier)] = [_row(p) for p in periods]
+            rates[context_key(batch, tier)] = [r for p in periods for r in _rows(p)]
     out["rates"] = rates
+    timed = [p for p in entry.standard if p.windows]
+    if timed:
+        last = timed[-1]
+        out.setdefault("notes", []).append(
+            f"priced by time of day in {zone_text(last.zone)} (the call's UTC time converted): "
+            + "; ".join(f"{w.describe()} -> ~{w.label}" for w in last.windows)
+            + "; any other time -> the row's own rates (price id without ~, unless the rate file names it)"
+        )
     current = _current(entry.standard)
     out["price_status"] = current.status if current else "unpriced"
     out["current"] = _row(current) if current else None

@@ -52,6 +52,14 @@ PROVIDER_ALIASES = {
     # OpenTelemetry's names for the providers above, accepted wherever a provider is named.
     "azure.ai.openai": "azure_openai",
     "aws.bedrock": "bedrock",
+    # Anthropic's API through a cloud's account and billing (wrappers/clients.py). Claude in Microsoft Foundry
+    # ({resource}.services.ai.azure.com) is genai-prices' ``azure`` provider (its api_pattern), whose Claude models
+    # fall back to Anthropic's: priced as azure_openai, Azure deployment maps included. Claude Platform on AWS and
+    # Claude on Google Cloud (Anthropic managed) are not in genai-prices: named here so that they stay unpriced
+    # (an unknown provider would be guessed from the model name, i.e. given Anthropic's first-party rows).
+    "anthropic_foundry": "azure_openai",
+    "anthropic_aws": "anthropic_aws",
+    "anthropic_google_cloud": "anthropic_google_cloud",
     # OpenAI-compatible providers, named by the client's base URL (providers/hosts.py).
     "deepseek": "deepseek",
     "groq": "groq",

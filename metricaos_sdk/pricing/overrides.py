@@ -22,6 +22,20 @@ A rate file is TOML or JSON (a ``Mapping`` of the same shape works too)::
     [deployments]                                       # Azure OpenAI deployment name -> model
     "prod-chat" = "gpt-4.1-mini"
 
+    [models."deepseek-flash"]                           # priced by time of day (docs/pricing.md)
+    provider = "deepseek"
+    zone = "Asia/Shanghai"                              # the windows' times are read in this zone
+    name = "off-peak"                                   # optional: the rates outside every window
+    input = "0.15"
+    cached_input = "0.003"
+    output = "0.60"
+    [[models."deepseek-flash".windows]]
+    name = "peak"                                       # price ids end in ~peak / ~off-peak
+    start = "09:00"                                     # inclusive, local time
+    end = "12:00"                                       # exclusive; an end before the start runs past midnight
+    days = ["mon", "tue", "wed", "thu", "fri"]          # optional: weekdays of the local date
+    multiplier = "2"                                    # or the rates that differ inside the window
+
 A model's value may also be a list of such tables with different ``effective_from`` dates. Numbers are read as
 ``Decimal`` (never binary floats); a malformed file raises :class:`RateFileError` naming the file, model and field.
 """
@@ -31,23 +45,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from .quote import RateFileError
-from .rates import PRICE_KEYS
+from .rates import PRICE_KEYS, scale_price_set
+from .windows import clock_text, overlap, parse_clock, parse_days, parse_zone
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["FallbackSpec", "OverrideEntry", "OverrideSet", "load_overrides", "parse_price_set", "user_version"]
+__all__ = [
+    "FallbackSpec",
+    "OverrideEntry",
+    "OverrideSet",
+    "WindowSpec",
+    "load_overrides",
+    "parse_price_set",
+    "user_version",
+]
 
 ALIASES = {
     "input": "input_mtok",
@@ -61,9 +85,21 @@ ALIASES = {
     "web_search_per_1k": "web_searches_kcount",
     "per_1k_requests": "requests_kcount",
 }
-_META = ("provider", "effective_from", "discount", "multiplier")
+_META = ("provider", "effective_from", "discount", "multiplier", "zone", "windows", "name")
+_WINDOW_META = ("start", "end", "days", "name", "multiplier")
 _FIELDS = (*PRICE_KEYS, *ALIASES, "per_request")
 _TOP = ("models", "fallback", "deployments")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A validated time-of-day window of a rate file: local ``[start, end)`` seconds, weekdays, full price set."""
+
+    start: int
+    end: int
+    days: frozenset[int] | None
+    label: str  # its ``name``, else ``"09:00-12:00"``: the price id suffix ``~label``
+    prices: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -73,6 +109,9 @@ class OverrideEntry:
     start: date | None
     prices: Mapping[str, Any] | None  # replacement price set, or
     factor: Decimal | None  # multiplier applied to the bundled price
+    zone: tzinfo | None = None  # where the windows' times are read
+    windows: tuple[WindowSpec, ...] = ()  # time-of-day rates; ``prices`` applies outside them
+    label: str | None = None  # ``name`` of the rates outside the windows (price id suffix ``~label``)
 
 
 @dataclass(frozen=True)
@@ -181,7 +220,100 @@ def _entry(key: str, raw: Any, where: _Where, providers_known: Mapping[str, str]
         raise where.fail(written, "cannot be combined with a discount or multiplier")
     if factor is None and not prices:
         raise where.fail(None, "has no rate (give input/output rates, per_request, or a discount)")
-    return OverrideEntry(key, providers, start, prices or None, factor)
+    label = raw.get("name")
+    if label is not None and (not isinstance(label, str) or not _LABEL.match(label)):
+        raise where.fail(
+            "name", f"must be a short label of letters, digits, '-' or '_' (like \"off-peak\"), not {label!r}"
+        )
+    if "windows" not in raw:
+        if "zone" in raw:
+            raise where.fail("zone", "is only read with 'windows' (add the windows it is for, or remove it)")
+        if label is not None:
+            raise where.fail("name", "names the rates outside time-of-day windows, and this rate has no 'windows'")
+        return OverrideEntry(key, providers, start, prices or None, factor)
+    if factor is not None:
+        raise where.fail(
+            "windows",
+            "need rates of their own, not a discount (a discount on a bundled time-of-day "
+            "price already applies to every window)",
+        )
+    if "zone" not in raw:
+        raise where.fail("windows", "need a 'zone' to read their times in (e.g. zone = \"Asia/Shanghai\")")
+    try:
+        zone = parse_zone(raw["zone"])
+    except ValueError:
+        raise where.fail(
+            "zone",
+            f'is not a time zone: {raw["zone"]!r} (use an IANA name such as "Asia/Shanghai", '
+            '"UTC", or an offset such as "+08:00")',
+        ) from None
+    windows = _windows(raw["windows"], prices, where)
+    return OverrideEntry(key, providers, start, prices, None, zone, windows, label)
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+def _windows(raw: Any, base: Mapping[str, Any], where: _Where) -> tuple[WindowSpec, ...]:
+    """Validate ``windows``: a list of tables with start, end, optional days and name, and rates or a multiplier."""
+    if not isinstance(raw, list) or not raw or not all(isinstance(w, Mapping) for w in raw):
+        raise where.fail(
+            "windows", 'must be a list of tables ([[models."<name>".windows]] in TOML), each with start, end and rates'
+        )
+    out: list[WindowSpec] = []
+    for n, window in enumerate(raw, 1):
+        field = f"windows[{n}]"
+        for needed in ("start", "end"):
+            if needed not in window:
+                raise where.fail(field, f"has no '{needed}' (give start and end as local times like \"09:00\")")
+        try:
+            begin = parse_clock(window["start"])
+        except ValueError:
+            raise where.fail(f"{field}.start", f'must be a time of day like "09:00", not {window["start"]!r}') from None
+        try:
+            end = parse_clock(window["end"], end=True)
+        except ValueError:
+            raise where.fail(
+                f"{field}.end", f'must be a time of day like "12:00" (or "24:00"), not {window["end"]!r}'
+            ) from None
+        if begin == end % 86_400:
+            raise where.fail(
+                field,
+                f"starts and ends at {clock_text(begin)} (a window needs two different times; "
+                "for the whole day give the rate without windows)",
+            )
+        days = None
+        if "days" in window:
+            try:
+                days = parse_days(window["days"]) if isinstance(window["days"], list) else None
+            except ValueError:
+                days = None
+            if days is None:
+                raise where.fail(f"{field}.days", f'must list weekdays such as ["mon", "fri"], not {window["days"]!r}')
+        label = window.get("name", f"{clock_text(begin)}-{clock_text(end)}")
+        if "name" in window and (not isinstance(label, str) or not _LABEL.match(label)):
+            raise where.fail(
+                f"{field}.name", f"must be a short label of letters, digits, '-' or '_' (like \"peak\"), not {label!r}"
+            )
+        rates = parse_price_set(window, where, allow=_WINDOW_META)
+        if "multiplier" in window:
+            if rates:
+                raise where.fail(f"{field}.multiplier", "cannot be combined with rates (give one or the other)")
+            prices = scale_price_set(base, _decimal(window["multiplier"], where, f"{field}.multiplier"))
+        elif rates:
+            prices = {**base, **rates}  # a window states the rates that differ inside it
+        else:
+            raise where.fail(field, "has no rate (give the rates that differ inside it, or a multiplier)")
+        for m, other in enumerate(out, 1):
+            if overlap((begin, end, days), (other.start, other.end, other.days)):
+                raise where.fail(
+                    field,
+                    f"({clock_text(begin)}-{clock_text(end)}) overlaps window {m} "
+                    f"({clock_text(other.start)}-{clock_text(other.end)}) (make the windows disjoint, "
+                    "or give them different days)",
+                )
+        out.append(WindowSpec(begin, end, days, label, prices))
+    return tuple(out)
 
 
 def _read(path: Path) -> Any:
@@ -205,7 +337,7 @@ def _canonical(value: Any) -> Any:
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
-    if isinstance(value, (Decimal, date, float)):
+    if isinstance(value, (Decimal, date, time, float)):
         return str(value)
     return value
 

@@ -17,8 +17,8 @@ exact ``Decimal`` at the end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Callable, Mapping
+from datetime import date, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -79,9 +79,12 @@ class Rates:
 
 
 class Period:
-    """One rate row: the rates in force from ``start`` (``None``: from the beginning) until the next row."""
+    """One rate row: the rates in force from ``start`` (``None``: from the beginning) until the next row.
 
-    __slots__ = ("price_id", "rates", "source", "start", "status", "table_version")
+    A row priced by time of day also has ``windows`` (:class:`~.windows.Window`, each with a row of its own) read
+    in ``zone``: :func:`~.windows.select` picks the one holding a call's moment, else this row prices it."""
+
+    __slots__ = ("price_id", "rates", "source", "start", "status", "table_version", "windows", "zone")
 
     def __init__(
         self,
@@ -91,6 +94,8 @@ class Period:
         status: str,
         table_version: str,
         source: Mapping[str, Any],
+        windows: tuple[Any, ...] = (),
+        zone: tzinfo | None = None,
     ) -> None:
         self.start = start
         self.rates = rates
@@ -98,6 +103,39 @@ class Period:
         self.status = status
         self.table_version = table_version
         self.source = source  # the price set as written (for explain)
+        self.windows = windows  # (Window, ...): first match wins
+        self.zone = zone
+
+    def derive(
+        self,
+        *,
+        start: date | None | object = ...,
+        price_id: Callable[[str], str] | None = None,
+        status: str | None = None,
+        prices: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> Period:
+        """A copy (windows included) restarted at ``start``, with price ids, status or prices mapped."""
+        from .windows import Window
+
+        def one(p: Period, day: date | None) -> Period:
+            source = prices(p.source) if prices else p.source
+            return Period(
+                day,
+                compile_rates(source) if prices else p.rates,
+                price_id(p.price_id) if price_id else p.price_id,
+                status or p.status,
+                p.table_version,
+                source,
+            )
+
+        day = self.start if start is ... else start
+        copy = one(self, day)  # type: ignore[arg-type]
+        copy.zone = self.zone
+        copy.windows = tuple(
+            Window(w.start, w.end, w.days, one(w.period, day), w.label)  # type: ignore[arg-type]
+            for w in self.windows
+        )
+        return copy
 
 
 def _leaves(prices: Mapping[str, Decimal]) -> dict[str, Decimal]:

@@ -27,6 +27,7 @@ from .overrides import (
 )
 from .quote import PriceQuote, RateFileError
 from .rates import Period, Rates, compile_rates
+from .windows import select
 
 __all__ = ["RateTable"]
 
@@ -172,7 +173,7 @@ class RateTable:
                 )
 
             def again(p: Period) -> Period:
-                return Period(p.start, p.rates, f"fallback:{p.price_id}", "fallback", p.table_version, p.source)
+                return p.derive(price_id=lambda pid: f"fallback:{pid}", status="fallback")
 
             return Entry(
                 "",
@@ -301,6 +302,8 @@ class RateTable:
                     if self._fallback is None or entry is self._fallback:
                         return self._unpriced
                     return self._quote(self._fallback, day, usage, service_tier, batch, requests, provider, model)
+        if period.windows:  # priced by time of day: the window holding the call's moment in the row's zone
+            period = select(period, at)
         r = period.rates
         if r.tiers:
             tokens = usage.input_tokens
