@@ -154,8 +154,10 @@ class Meter:
     def wrap(self, client: C) -> C:
         """Meter ``client`` in place and return it (the same object: ``isinstance`` and types hold).
 
-        Supported: ``openai.OpenAI``, ``openai.AsyncOpenAI`` and their Azure variants; ``anthropic.Anthropic``,
-        ``anthropic.AsyncAnthropic`` and their Bedrock and Vertex variants. Copies made with
+        Supported: ``openai.OpenAI``, ``openai.AsyncOpenAI`` and their Azure and Bedrock variants (any
+        OpenAI-compatible server through ``base_url``: docs/providers.md); ``anthropic.Anthropic``,
+        ``anthropic.AsyncAnthropic`` and their Bedrock, Bedrock Mantle, Vertex, Foundry, AWS and Google Cloud
+        variants. Copies made with
         ``client.with_options()`` / ``client.copy()`` are metered too.
         """
         kind = client_kind(client)

@@ -311,6 +311,17 @@ def test_headers_and_attribution_are_configurable_and_the_headers_never_shown(db
     meter.close()
 
 
+@pytest.mark.parametrize(("provider", "name"), [("anthropic_foundry", "anthropic"), ("anthropic_aws", "anthropic"),
+                                                 ("anthropic_google_cloud", "anthropic"), ("vertex", "gcp.vertex_ai"),
+                                                 ("openai-compatible", "openai-compatible")])
+def test_provider_names_follow_the_registry(provider, name):
+    from datetime import datetime, timezone
+
+    event = UsageEvent(timestamp=datetime.now(timezone.utc), event_type="message", provider=provider,
+                       model="claude-x", endpoint="/v1/messages", input_tokens=3, total_tokens=3)
+    assert {m.attributes["gen_ai.provider.name"] for m in measurements(event)} == {name}
+
+
 def test_measurements_is_a_pure_function_of_the_event():
     from datetime import datetime, timezone
 

@@ -80,8 +80,9 @@ def _unpriced_rows(db: Path) -> list[dict[str, Any]]:
 @click.option(
     "--provider",
     "-p",
-    help="The provider an event records: openai, azure_openai, anthropic, bedrock, vertex, deepseek, groq, "
-    "mistral_ai, x_ai, gcp.gemini, openrouter, together, fireworks, ollama, vllm, litellm (default: guess from MODEL).",
+    help="The provider an event records: openai, azure_openai, anthropic, bedrock, vertex, anthropic_foundry, "
+    "anthropic_aws, anthropic_google_cloud, deepseek, groq, mistral_ai, x_ai, gcp.gemini, openrouter, together, "
+    "fireworks, ollama, vllm, litellm (default: guess from MODEL).",
 )
 @click.option("--unpriced", is_flag=True, help="List models seen in the store that have no price.")
 @click.option(

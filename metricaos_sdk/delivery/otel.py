@@ -167,7 +167,10 @@ INSTRUMENTS: dict[str, Instrument] = {i.name: i for i in (
 
 _OPERATIONS = {"chat_completion": "chat", "response": "chat", "message": "chat", "completion": "text_completion",
                "embedding": "embeddings"}
-_PROVIDERS = {"azure_openai": "azure.ai.openai", "bedrock": "aws.bedrock", "vertex": "gcp.vertex_ai"}
+_PROVIDERS = {"azure_openai": "azure.ai.openai", "bedrock": "aws.bedrock", "vertex": "gcp.vertex_ai",
+              # Claude run by Anthropic on another cloud's marketplace: the registry has no name of its own for
+              # these, and the anthropic SDK's own tracing calls them "anthropic" (its platform attribute says which).
+              "anthropic_foundry": "anthropic", "anthropic_aws": "anthropic", "anthropic_google_cloud": "anthropic"}
 _ATTRIBUTION = {"customer_id": "metricaos.customer.id", "workspace_id": "metricaos.workspace.id",
                 "user_id": "metricaos.user.id", "feature": "metricaos.feature", "environment": "metricaos.environment"}
 DEFAULT_ATTRIBUTION = ("customer_id", "workspace_id", "feature", "environment")

@@ -6,7 +6,9 @@ ours for the rest (``openrouter``, ``together``, ``fireworks``, ``ollama``, ``vl
 nobody knows is ``openai-compatible`` — never silently ``openai``, whose prices it would get. The user's map
 (``MeterConfig.provider_hosts``) is asked first: ``{"gpu-box:8000": "vllm", "llm.internal": "litellm"}``.
 
-``azure_openai`` and ``bedrock`` are named by the client's class (``AzureOpenAI``, ``BedrockOpenAI``), not here.
+``azure_openai`` and ``bedrock`` are named by the client's class (``AzureOpenAI``, ``BedrockOpenAI``), not here; so
+are anthropic's clients (``anthropic``, ``bedrock``, ``vertex``, ``anthropic_foundry``, ``anthropic_aws``,
+``anthropic_google_cloud``: ``wrappers/clients.py``), whose events record the host through :func:`server_address`.
 """
 
 from __future__ import annotations

@@ -43,16 +43,47 @@ def azure_deployment(client: Any, body: Mapping[str, Any] | None) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def requested_deployment(client: Any, body: Mapping[str, Any] | None) -> str | None:
+    """The Foundry deployment a request is routed to: the request's ``model``, which Microsoft Foundry reads as
+    a deployment name (by default the model's own id). Priced like an Azure deployment: the user's deployment
+    map first (``RateTable.with_deployments``), then the model the answer names, then this name."""
+    model = body.get("model") if body else None
+    return model if isinstance(model, str) else None
+
+
 SUPPORTED = (
     "openai.OpenAI, openai.AsyncOpenAI, openai.AzureOpenAI, openai.AsyncAzureOpenAI, "
     "anthropic.Anthropic, anthropic.AsyncAnthropic, anthropic.AnthropicBedrock, anthropic.AsyncAnthropicBedrock, "
-    "anthropic.AnthropicVertex, anthropic.AsyncAnthropicVertex"
+    "anthropic.AnthropicBedrockMantle, anthropic.AsyncAnthropicBedrockMantle, "
+    "anthropic.AnthropicVertex, anthropic.AsyncAnthropicVertex, anthropic.AnthropicFoundry, "
+    "anthropic.AsyncAnthropicFoundry, anthropic.AnthropicAWS, anthropic.AsyncAnthropicAWS, "
+    "anthropic.AnthropicGoogleCloud, anthropic.AsyncAnthropicGoogleCloud"
 )
 
-# Subclasses of anthropic.Anthropic that reach another platform (other URLs, auth and prices): not metered
-# as first-party Anthropic until each has its own provider name and test.
-_OTHER_PLATFORMS = ("AnthropicFoundry", "AsyncAnthropicFoundry", "AnthropicAWS", "AsyncAnthropicAWS",
-                    "AnthropicGoogleCloud", "AsyncAnthropicGoogleCloud")
+# anthropic's platform clients -> our provider name (and the deployment rule where the platform routes by one).
+# Checked in order, before the first-party classes: Foundry, AWS and Google Cloud subclass Anthropic /
+# AsyncAnthropic, and each bills elsewhere at its own prices. Looked up by name: a release without a class
+# simply has nothing of that kind to pass in.
+#   bedrock                 AnthropicBedrock (InvokeModel, AWS event-stream) and AnthropicBedrockMantle
+#                           (bedrock-mantle.{region}.api.aws/anthropic, SSE): Amazon Bedrock operates and bills
+#                           both; the SDK itself names them gen_ai.provider.name "aws.bedrock".
+#   vertex                  AnthropicVertex: Google's Vertex AI ("gcp.vertex_ai").
+#   anthropic_foundry       AnthropicFoundry: Claude in Microsoft Foundry ({resource}.services.ai.azure.com/anthropic),
+#                           billed through Azure Marketplace; genai-prices prices it as its ``azure`` provider.
+#   anthropic_aws           AnthropicAWS: Claude Platform on AWS (aws-external-anthropic.{region}.api.aws), operated
+#                           by Anthropic, billed through AWS Marketplace; not in genai-prices (unpriced).
+#   anthropic_google_cloud  AnthropicGoogleCloud: Claude Models on Google Cloud, Anthropic managed
+#                           (claude.googleapis.com), billed through Google Cloud Marketplace; not in genai-prices.
+# The last three are Anthropic's own API served through a cloud's account and billing: OpenTelemetry has no value
+# for them, and the SDK's own tracing names them all "anthropic" (with platform "foundry", "aws", "google_cloud").
+_PLATFORMS: tuple[tuple[tuple[str, ...], str, Callable[[Any, Mapping[str, Any] | None], str | None] | None], ...] = (
+    (("AnthropicBedrock", "AsyncAnthropicBedrock", "AnthropicBedrockMantle", "AsyncAnthropicBedrockMantle"),
+     "bedrock", None),
+    (("AnthropicVertex", "AsyncAnthropicVertex"), "vertex", None),
+    (("AnthropicFoundry", "AsyncAnthropicFoundry"), "anthropic_foundry", requested_deployment),
+    (("AnthropicAWS", "AsyncAnthropicAWS"), "anthropic_aws", None),
+    (("AnthropicGoogleCloud", "AsyncAnthropicGoogleCloud"), "anthropic_google_cloud", None),
+)
 
 
 def client_kind(client: Any) -> ClientKind | None:
@@ -83,18 +114,18 @@ def _anthropic_kind(client: Any) -> ClientKind | None:
 
     if not isinstance(client, _base_client.BaseClient):
         return None
-    # AnthropicBedrock and AnthropicVertex do not subclass Anthropic; they share the Messages resource, and
-    # the hook sees the first-party path before they rewrite it.
-    if isinstance(client, (anthropic.AnthropicBedrock, anthropic.AsyncAnthropicBedrock)):
-        provider = "bedrock"
-    elif isinstance(client, (anthropic.AnthropicVertex, anthropic.AsyncAnthropicVertex)):
-        provider = "vertex"
-    elif isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic)) and not isinstance(
-        client, tuple(getattr(anthropic, name) for name in _OTHER_PLATFORMS if hasattr(anthropic, name))
-    ):
-        provider = "anthropic"
+    # Every platform client shares the Messages resource, and the hook sees the first-party path (/v1/messages)
+    # before Bedrock or Vertex rewrite it; the others send it as it is, under their own base URL.
+    deployment = None
+    for names, platform, rule in _PLATFORMS:
+        classes = tuple(getattr(anthropic, name) for name in names if hasattr(anthropic, name))
+        if classes and isinstance(client, classes):
+            provider, deployment = platform, rule
+            break
     else:
-        return None
+        if not isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic)):
+            return None
+        provider = "anthropic"
     from ..providers.anthropic import ENDPOINTS
 
-    return ClientKind(provider, ENDPOINTS, isinstance(client, _base_client.AsyncAPIClient))
+    return ClientKind(provider, ENDPOINTS, isinstance(client, _base_client.AsyncAPIClient), deployment)

@@ -15,6 +15,7 @@ import httpx2
 
 from ..faults import safe_text
 from ..providers.body import read_json_fields
+from ..providers.hosts import server_address
 from ..providers.openai import reported_cost_header
 from .call import MeteredCall
 from .decoding import make_decoder
@@ -34,6 +35,8 @@ def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> No
         call.attempts = call.earlier_attempts + (retries_taken if isinstance(retries_taken, int) else 0) + 1
         status = getattr(response, "status_code", None)
         call.http_status = status
+        if call.server_address is None:
+            call.server_address = _sent_to(response)
         if not isinstance(response, httpx2.Response) or not 200 <= status < 300 or call.finished or call.tapped:  # type: ignore[operator]
             return  # an error the SDK raises (the hook records it), or a response already observed
         endpoint = call.endpoint
@@ -83,3 +86,12 @@ def observe_response(call: MeteredCall, response: Any, retries_taken: Any) -> No
         response.stream = tap  # type: ignore[assignment]  # live() made it the byte stream kind the body was
     except Exception:
         call.meter._fault("could not observe a response; it passes through unmetered")
+
+
+def _sent_to(response: Any) -> str | None:
+    """The host the answered request was sent to, for a client whose base URL was not known before the call
+    (``AnthropicGoogleCloud`` derives it on the first request when its project comes from the credentials)."""
+    try:
+        return server_address(str(response.request.url))
+    except Exception:  # a response built without its request
+        return None
