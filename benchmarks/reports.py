@@ -8,10 +8,11 @@
 2. ``report``: the ``metricaos report --json`` command, run as a process (Python's start and the import
    included), by customer, model, day and user; and the same reports in process.
 3. ``customer`` and ``business``: the data of the dashboard's two pages (``customer_usage`` for the busiest
-   customer with ``limits_for``; ``business_overview``), and the pages themselves over HTTP when the dashboard
-   package is there (a server on 127.0.0.1, each page fetched whole).
-4. The same reports in PostgreSQL (``--postgres-url``, default ``$METRICAOS_TEST_POSTGRES_URL``; skipped with the
-   reason when unset): the events delivered by the PostgreSQL destination into a schema of their own.
+   customer with ``limits_for``; ``business_overview``), and the pages themselves over HTTP (the dashboard's
+   server on 127.0.0.1, each page fetched whole, as of the month's last day).
+4. The same reports and pages in PostgreSQL (``--postgres-url``, default ``$METRICAOS_TEST_POSTGRES_URL``; skipped
+   with the reason when unset): the events delivered by the PostgreSQL destination into a schema of their own
+   (``--postgres-schema`` reuses one already loaded), read through its rollup.
 5. ``write``: what the per-day rollup (m011's trigger) costs the writer: events per second the SQLite sink commits
    with and without it.
 
@@ -31,6 +32,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ from metricaos_sdk.reports.usage_report import Filters, usage_report  # noqa: E4
 from metricaos_sdk.testing.sample import sample_events, write_sample  # noqa: E402
 
 BY = ("customer", "model", "day", "user")
+NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+"""The moment pages and the customer view are computed at: the last day of the generated month."""
 
 
 def best(fn: Callable[[], Any], repeat: int) -> float:
@@ -61,20 +65,15 @@ def cli_report(db: str, by: str, extra: tuple[str, ...] = ()) -> None:
 
 def in_process(source: Any, repeat: int) -> dict[str, float]:
     out = {f"report_by_{by}_s": best(lambda by=by: usage_report(source, by, Filters()), repeat) for by in BY}
-    out["customer_page_data_s"] = best(lambda: customer_usage(source, "cus_a"), repeat)
+    out["customer_page_data_s"] = best(lambda: customer_usage(source, "cus_a", now=NOW), repeat)
     out["business_page_data_s"] = best(lambda: business_overview(source), repeat)
     return out
 
 
-def pages(db: str, repeat: int) -> dict[str, float] | str:
-    try:
-        from metricaos_sdk.dashboard import server as dashboard_server
-    except ImportError as exc:
-        return f"skipped: no dashboard package ({exc})"
-    make = getattr(dashboard_server, "make_server", None)
-    if make is None:
-        return "skipped: the dashboard has no make_server()"
-    httpd = make(db, host="127.0.0.1", port=0)
+def pages(db: str, repeat: int, table: str = "metricaos_events") -> dict[str, float]:
+    from metricaos_sdk.dashboard import make_server
+
+    httpd = make_server(db, host="127.0.0.1", port=0, now=NOW, table=table)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -83,20 +82,28 @@ def pages(db: str, repeat: int) -> dict[str, float] | str:
             with urllib.request.urlopen(base + path, timeout=60) as response:
                 response.read()
 
-        return {"business_page_s": best(lambda: get("/business"), repeat),
-                "customer_page_s": best(lambda: get("/customer/cus_a"), repeat)}
+        return {"business_page_s": best(lambda: get("/?period=2026-11"), repeat),
+                "customer_page_s": best(lambda: get("/customer/cus_a"), repeat),
+                "customer_json_s": best(lambda: get("/api/customer/cus_a"), repeat)}
     finally:
         httpd.shutdown()
         httpd.server_close()
 
 
-def postgres(url: str | None, events: int, repeat: int) -> dict[str, Any] | str:
+def postgres(url: str | None, events: int, repeat: int, reuse: str | None) -> dict[str, Any] | str:
     if not url:
         return "skipped: no --postgres-url and METRICAOS_TEST_POSTGRES_URL is not set"
     import psycopg
 
     from metricaos_sdk.delivery.postgres import PostgreSQL
 
+    if reuse:
+        PostgreSQL(url, schema=reuse).migrate()
+        source = open_source(url, schema=reuse)
+        out: dict[str, Any] = in_process(source, repeat)
+        source.close()
+        out["pages"] = pages(url, repeat, table=f"{reuse}.metricaos_events")
+        return out
     schema = f"bench_reports_{uuid.uuid4().hex[:8]}"
     destination = PostgreSQL(url, schema=schema, max_batch=5000)
     try:
@@ -113,8 +120,9 @@ def postgres(url: str | None, events: int, repeat: int) -> dict[str, Any] | str:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'VACUUM ANALYZE "{schema}".metricaos_events')
         source = open_source(url, schema=schema)
-        out: dict[str, Any] = {"load_s": load, **in_process(source, repeat)}
+        out = {"load_s": load, **in_process(source, repeat)}
         source.close()
+        out["pages"] = pages(url, repeat, table=f"{schema}.metricaos_events")
         return out
     finally:
         destination.close()
@@ -146,6 +154,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--postgres-url", default=os.environ.get("METRICAOS_TEST_POSTGRES_URL"))
+    parser.add_argument("--postgres-schema", default=None, help="a schema already loaded with the same events")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write-events", type=int, default=20_000)
     parser.add_argument("--json", action="store_true")
@@ -166,10 +175,10 @@ def main() -> None:
                                capture_output=True), args.repeat)
     source = open_source(db)
     out["sqlite"] = in_process(source, args.repeat)
-    out["sqlite"]["limits_for_s"] = best(lambda: limits_for(db, "cus_a"), args.repeat)
+    out["sqlite"]["limits_for_s"] = best(lambda: limits_for(db, "cus_a", NOW), args.repeat)
     source.close()
     out["pages"] = pages(db, args.repeat)
-    out["postgres"] = postgres(args.postgres_url, args.events, args.repeat)
+    out["postgres"] = postgres(args.postgres_url, args.events, args.repeat, args.postgres_schema)
     with tempfile.TemporaryDirectory() as tmp:
         out["write_events_per_s"] = {
             name: max(write_rate(Path(tmp), args.write_events, trigger=flag) for _ in range(args.repeat))

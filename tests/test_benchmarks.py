@@ -50,3 +50,18 @@ def test_stream_memory_runs_every_variant(tmp_path: Path) -> None:
         assert [c["chunks"] for c in row["checkpoints"]] == [0, 400, 800, 1200]
         assert row["chunks"] == 1200 and row["rss_bytes_per_chunk"] is not None
     assert "B/chunk" in result.stdout
+
+
+def test_reports_benchmark_measures_every_part(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "reports.py"), "--events", "2000", "--repeat", "1", "--write-events", "500",
+         "--store", str(tmp_path / "s.db"), "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert set(out["cli"]) >= {"report_by_customer_s", "report_by_user_s", "python_start_and_import_s"}
+    assert all(v > 0 for v in out["sqlite"].values())
+    assert set(out["pages"]) == {"business_page_s", "customer_page_s", "customer_json_s"}
+    assert out["write_events_per_s"]["with_rollup"] > 0 and out["write_events_per_s"]["without_rollup"] > 0
+    assert isinstance(out["postgres"], (str, dict))

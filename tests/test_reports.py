@@ -65,7 +65,7 @@ def test_money_sums_are_exact_whatever_the_amounts(tmp_path_factory, costs):
 def test_the_rollup_and_the_events_give_the_same_report(tmp_path):
     path = write_sample(tmp_path / "s.db", 3000, days=4)
     source = open_source(path)
-    assert source.has_rollup
+    assert source.rollup is not None
     since, until = NOV + timedelta(hours=13, minutes=7), NOV + timedelta(days=3, hours=2)
     for by in ("customer", "user", "feature", "model", "provider", "environment", "action", "day"):
         for window in ({}, {"since": since}, {"until": until}, {"since": since, "until": until}):
@@ -93,7 +93,7 @@ def test_a_store_without_the_rollup_reads_the_events(tmp_path):
     conn.commit()
     conn.close()
     source = SQLiteSource(path)  # read-only: the missing migration is not applied
-    assert not source.has_rollup
+    assert source.rollup is None
     assert usage_report(source, "model").as_json() == with_rollup
 
 
@@ -267,6 +267,52 @@ def test_a_missing_store_and_a_bad_revenue_file_are_one_line_errors(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_postgresql_rollup_counts_concurrent_overlapping_deliveries_once(tmp_path):
+    import os
+    import threading
+    import uuid
+
+    url = os.environ.get("METRICAOS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("METRICAOS_TEST_POSTGRES_URL is not set (scripts/postgres-server.sh starts a server)")
+    psycopg = pytest.importorskip("psycopg")
+    from metricaos_sdk.delivery.postgres import PostgreSQL
+
+    schema = f"t_rollup_{uuid.uuid4().hex[:8]}"
+    events = list(sample_events(2000, days=3))
+    PostgreSQL(url, schema=schema).migrate()
+    errors: list[BaseException] = []
+
+    def deliver(order: list[UsageEvent]) -> None:
+        destination = PostgreSQL(url, schema=schema, max_batch=250)
+        try:
+            for start in range(0, len(order), 250):
+                result = destination.deliver(order[start:start + 250])
+                assert result.outcome == "delivered", result
+        except BaseException as exc:  # noqa: BLE001 - reported below, from the test's thread
+            errors.append(exc)
+        finally:
+            destination.close()
+
+    threads = [threading.Thread(target=deliver, args=(order,)) for order in (events, events[::-1], events[500:] + events)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    try:
+        assert not errors
+        pg = open_source(url, schema=schema)
+        via_rollup = usage_report(pg, "customer").as_json()
+        via_events = usage_report(pg, "customer", Filters(status="ok")).total.total.events
+        lite = write_sample(tmp_path / "s.db", 2000, days=3)
+        assert via_rollup == usage_report(open_source(lite), "customer").as_json()
+        assert via_events == sum(e.status == "ok" for e in events)
+        pg.close()
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def test_postgresql_reports_equal_sqlite_reports(tmp_path):
     import os
 
@@ -286,10 +332,14 @@ def test_postgresql_reports_equal_sqlite_reports(tmp_path):
         for start in range(0, len(events), 500):
             destination.deliver(events[start:start + 500])
         pg = open_source(url, schema=schema)
+        assert pg.rollup is not None  # filled by the statement trigger as the destination inserted
         lite = open_source(path)
         since = NOV + timedelta(days=1, hours=5)
         for by in ("customer", "model", "day", "hour", "action"):
             assert usage_report(pg, by, Filters(since=since)).as_json() == usage_report(lite, by, Filters(since=since)).as_json()
+            whole = usage_report(pg, by, Filters(since=since)).total.total
+            parts = [usage_report(pg, by, Filters(since=since, status=s)).total.total for s in ("ok", "error", "cancelled")]
+            assert whole.cost_usd == sum(p.cost_usd for p in parts) and whole.events == sum(p.events for p in parts)
         assert (customer_usage(pg, "cus_a", now=NOV + timedelta(days=4)).as_json()
                 == customer_usage(lite, "cus_a", now=NOV + timedelta(days=4)).as_json())
         pg.close()

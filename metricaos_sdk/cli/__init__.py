@@ -6,6 +6,7 @@ import click
 
 from .._version import __version__
 from .alerts import alerts
+from .dashboard import dashboard, dashboard_token
 from .deliveries import deliver, deliveries
 from .demo import demo
 from .invoice import invoice
@@ -23,6 +24,8 @@ def cli() -> None:
 
 
 cli.add_command(alerts)
+cli.add_command(dashboard)
+cli.add_command(dashboard_token)
 cli.add_command(demo)
 cli.add_command(deliver)
 cli.add_command(deliveries)

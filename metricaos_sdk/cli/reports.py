@@ -150,8 +150,10 @@ def report(db: str, table: str, by: str, since: str | None, until: str | None, c
 @TABLE_OPTION
 @click.argument("customer")
 @click.option("--now", help="Compute as of this moment (default: now; UTC).")
+@click.option("--customer-view", is_flag=True,
+              help="Leave out what the calls cost you (cost_usd): what the customer's dashboard token is shown.")
 @JSON_OPTION
-def usage(db: str, table: str, customer: str, now: str | None, as_json: bool) -> None:
+def usage(db: str, table: str, customer: str, now: str | None, customer_view: bool, as_json: bool) -> None:
     """What CUSTOMER sees: plan, billing period, allowance, used, remaining, overage, by feature and user, recent
     history, projected end-of-period usage, and what happens at the limit."""
     from ..reports.customer import customer_usage, limits_for
@@ -161,9 +163,9 @@ def usage(db: str, table: str, customer: str, now: str | None, as_json: bool) ->
         plan, limits = (limits_for(db, customer, moment) if source.dialect == "sqlite" else (None, []))
         view = customer_usage(source, customer, now=moment, limits=limits, plan=plan)
     if as_json:
-        click.echo(json.dumps(view.as_json(), indent=2))
+        click.echo(json.dumps(view.as_json(include_cost=not customer_view), indent=2))
     else:
-        click.echo(str(view))
+        click.echo(view.text(include_cost=not customer_view))
 
 
 def iter_events(source: EventSource, filters: Filters, *, limit: int | None = None, newest_first: bool = False,

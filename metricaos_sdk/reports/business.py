@@ -79,12 +79,13 @@ def business_overview(source: EventSource, *, since: datetime | None = None, unt
     by_day = [DayFigures(r.key, r.billable.cost_usd, r.billable.credits, r.billable.requests,
                          None if revenue_by_day is None else revenue_by_day.get(r.key, Decimal(0)))
               for r in days.rows]
-    unpriced = [r for r in by["model"].rows if r.total.unpriced_requests]
+    models = [r for r in by["model"].rows if r.total.requests]  # actions' own events have no model and no calls
+    unpriced = [r for r in models if r.total.unpriced_requests]
     actions = [r for r in by["action"].rows if r.key != "(none)"]
     total = days.total
     return BusinessOverview(
         since=since, until=until, total=total, by_day=by_day, top_customers=by["customer"].rows[:top],
-        top_features=by["feature"].rows[:top], top_models=by["model"].rows[:top], top_actions=actions[:top],
+        top_features=by["feature"].rows[:top], top_models=models[:top], top_actions=actions[:top],
         margins=margins(source, revenue or {}, since=since, until=until, by_customer=by["customer"]),
         unpriced_models=unpriced, revenue=None if revenue is None else sum(revenue.values(), Decimal(0)),
         unpriced_share=total.total.unpriced_share, estimated_share=total.total.estimated_share,

@@ -78,13 +78,15 @@ class CustomerUsage:
             return None
         return float(self.used / self.allowance)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, include_cost: bool = True) -> dict[str, Any]:
         """JSON-ready (money, credits and amounts as exact decimal strings): what ``metricaos usage --json``
-        prints and the dashboard's ``/api/customer`` serves."""
+        prints. ``include_cost=False`` leaves out what the calls cost *you* (``cost_usd`` everywhere, unless the
+        allowance, used and remaining, which are in the limit's unit): what the dashboard serves a customer's token
+        (``/api/customer``) and ``metricaos usage --customer-view`` prints."""
         def text(value: Decimal | None) -> str | None:
             return None if value is None else str(value)
 
-        return {
+        out = {
             "customer_id": self.customer_id, "plan": self.plan, "period": self.period,
             "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
             "now": self.now.isoformat(), "unit": self.unit, "allowance": text(self.allowance), "used": str(self.used),
@@ -96,8 +98,13 @@ class CustomerUsage:
             "by_day": [_row(r) for r in self.by_day],
             "recent_actions": [a.as_json() for a in self.recent_actions],
         }
+        return out if include_cost else _without_cost(out)
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, *, include_cost: bool = True) -> str:
+        """The view as text (``metricaos usage``); ``include_cost=False`` leaves out what the calls cost you."""
         def amount(value: Decimal | None) -> str:
             if value is None:
                 return "no limit"
@@ -115,8 +122,8 @@ class CustomerUsage:
             lines.append(f"  projected by the period's end: {amount(self.projected)}")
         lines.append(f"  at the limit: {self.at_limit_text}")
         t = self.totals
-        lines.append(f"  {t.requests:,} calls, {t.total_tokens:,} tokens, {usd(t.cost_usd)} AI cost, "
-                     f"{quantity(t.credits)} credits")
+        cost = f"{usd(t.cost_usd)} AI cost, " if include_cost else ""
+        lines.append(f"  {t.requests:,} calls, {t.total_tokens:,} tokens, {cost}{quantity(t.credits)} credits")
         for title, rows in (("by feature", self.by_feature), ("by user", self.by_user)):
             for r in rows:
                 lines.append(f"  {title} {r.key}: {r.billable.requests:,} calls, {r.billable.total_tokens:,} tokens, "
@@ -125,6 +132,14 @@ class CustomerUsage:
             lines.append(f"  action {a.name} at {a.at:%Y-%m-%d %H:%M}: {a.calls} calls"
                          + (f", {quantity(a.credits)} credits" if a.credits is not None else ""))
         return "\n".join(lines)
+
+
+def _without_cost(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_cost(v) for k, v in value.items() if k != "cost_usd"}
+    if isinstance(value, list):
+        return [_without_cost(v) for v in value]
+    return value
 
 
 def _row(r: ReportRow) -> dict[str, Any]:
@@ -144,8 +159,8 @@ def _unit_amount(unit: str, sums: Sums) -> Decimal:
 
 _AT_LIMIT = {
     "hard": "at {allowance} further calls are refused until the allowance resets on {reset}.",
-    "soft": "past {allowance} calls go on and the usage over it is reported; nothing is refused.",
-    "overage": "past {allowance} calls go on and the usage over it is billed at the plan's overage price.",
+    "soft": "past {allowance}, calls go on and the usage over it is reported; nothing is refused.",
+    "overage": "past {allowance}, calls go on and the usage over it is billed at the plan's overage price.",
     "none": "no limit is set: usage is not capped.",
 }
 

@@ -96,7 +96,7 @@ def margins(source: EventSource, revenue: Mapping[str, Decimal], *, since: datet
     then the smallest; customers with revenue and no usage are included."""
     if by_customer is None:
         by_customer = usage_report(source, "customer", Filters(since=since, until=until, billable=True))
-    rows = {r.key: r for r in by_customer.rows}
+    rows = {r.key: r for r in by_customer.rows if r.billable.events}  # billable usage only, whatever the report
     out = []
     for customer in sorted(set(revenue) | {k for k in rows if k != "(none)"}):
         row = rows.get(customer)

@@ -18,7 +18,8 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -26,9 +27,22 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigurationError
 from .exact import POSTGRES_COST, POSTGRES_CREDITS, SQLITE_COST, SQLITE_CREDITS, ExactSum
 
-__all__ = ["EventSource", "PostgresSource", "SQLiteSource", "open_source", "redact_url", "run_all"]
+__all__ = ["EventSource", "PostgresSource", "Rollup", "SQLiteSource", "open_source", "redact_url", "run_all"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A store's per-day rollup of the events (SQLite migration m011, PostgreSQL m004_report_rollup): its table,
+    how a NULL key is stored, the aggregates that sum its money exactly, and a day as a query parameter."""
+
+    table: str
+    null: str
+    """SQL literal a NULL key is stored as (``0`` in SQLite, ``''`` in PostgreSQL)."""
+    money: tuple[str, ...]
+    """The cost aggregates, then the credit ones, in the shape of :class:`~.exact.ExactSum`'s."""
+    day: Callable[[date], Any]
 
 
 class EventSource(Protocol):
@@ -40,8 +54,8 @@ class EventSource(Protocol):
     """The events table's name, quoted, as it goes in a query."""
     description: str
     """Where the events are, for messages (never a password)."""
-    has_rollup: bool
-    """Whether whole days can be read from a per-day rollup instead of the events (SQLite's ``report_daily``)."""
+    rollup: Rollup | None
+    """The per-day rollup whole days are read from instead of the events, when the store has one."""
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of ``sql`` (``?`` parameters)."""
@@ -89,8 +103,8 @@ class SQLiteSource:
         self._opened = [self._db]
         self._opened_lock = threading.Lock()
         self.description = str(self.path)
-        self.has_rollup = bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'report_daily'"))
-        """Whether the file has the per-day rollup (migration m011) reports read whole days from."""
+        found = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'report_daily'")
+        self.rollup = _SQLITE_ROLLUP if found else None  # a file this version has not migrated yet reads the events
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # A connection per query in flight, kept for the next: SQLite runs a query without the GIL, so a page's
@@ -131,6 +145,9 @@ class SQLiteSource:
             db.close()
 
 
+_SQLITE_ROLLUP = Rollup("report_daily", "0", ("sum(cost_high)", "sum(cost_low)", "sum(cost_slow)", "sum(credits_high)",
+                                              "sum(credits_low)", "sum(credits_slow)"), date.isoformat)
+
 _PARAM = re.compile(r"\?")
 
 
@@ -151,7 +168,6 @@ class PostgresSource:
     """The events of the PostgreSQL table the delivery destination fills (``schema.table``). Needs psycopg 3."""
 
     dialect = "postgres"
-    has_rollup = False  # PostgreSQL aggregates a million events in parallel workers; no rollup to keep
 
     def __init__(self, url: str, *, schema: str = "public", table: str = "metricaos_events") -> None:
         try:
@@ -169,11 +185,16 @@ class PostgresSource:
                                      f"the URL and that the server is up.") from None
         self.table = psql.Identifier(schema, table).as_string(self._conn)
         self._lock = threading.Lock()
-        found = self.query("SELECT to_regclass(?)", (f"{schema}.{table}",))
+        found = self.query("SELECT to_regclass(?)", (self.table,))
         if not found or found[0][0] is None:
             self._conn.close()
             raise ConfigurationError(f"{self.description} has no events table {schema}.{table}: deliver events to it "
                                      f"first (the PostgreSQL destination creates it), or pass the right --table.")
+        from ..storage.postgres import Table
+
+        daily = Table(schema, table).sibling("daily").as_string(self._conn)
+        has_daily = self.query("SELECT to_regclass(?)", (daily,))[0][0] is not None
+        self.rollup = Rollup(daily, "''", ("sum(cost_usd)", "sum(credits)"), lambda d: d) if has_daily else None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._conn.cursor() as cur:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -184,15 +184,19 @@ def _events_query(source: EventSource, by: str, filters: Filters) -> tuple[str, 
             f"{', '.join(source.credit_sum().aggregates)} FROM {source.table} {where} GROUP BY 1, 2, 3"), params
 
 
-def _rollup_query(by: str, filters: Filters, first_day: str | None, end_day: str | None) -> tuple[str, list[Any]]:
-    """The same aggregate over SQLite's per-day rollup (``report_daily``, migration m011), whole days only."""
-    key = "day" if by == "day" else f"nullif({DIMENSIONS[by]}, 0)"
+def _rollup_query(source: EventSource, by: str, filters: Filters, first_day: date | None,
+                  end_day: date | None) -> tuple[str, list[Any]]:
+    """The same aggregate over the store's per-day rollup (SQLite's ``report_daily``, migration m011; PostgreSQL's
+    ``<table>_daily``, m004_report_rollup), whole UTC days only."""
+    rollup = source.rollup
+    assert rollup is not None
+    key = "day" if by == "day" else f"nullif({DIMENSIONS[by]}, {rollup.null})"
     conditions: list[str] = ["1 = 1"]
     params: list[Any] = []
     for condition, value in (("day >= ?", first_day), ("day < ?", end_day)):
         if value is not None:
             conditions.append(condition)
-            params.append(value)
+            params.append(rollup.day(value))
     for name, column in (("customer", "customer_id"), ("user", "user_id"), ("feature", "feature"),
                          ("model", "model"), ("provider", "provider"), ("environment", "environment")):
         value = getattr(filters, name)
@@ -201,10 +205,9 @@ def _rollup_query(by: str, filters: Filters, first_day: str | None, end_day: str
             params.append(value)
     if filters.billable is not None:
         conditions.append("billable = ?")
-        params.append(int(filters.billable))
+        params.append(filters.billable if source.dialect == "postgres" else int(filters.billable))
     return (f"SELECT {key}, billable, is_call, sum(events), {_ROW_SUMS}, sum(unpriced), sum(estimated), sum(failed), "
-            f"sum(cost_high), sum(cost_low), sum(cost_slow), sum(credits_high), sum(credits_low), sum(credits_slow) "
-            f"FROM report_daily WHERE {' AND '.join(conditions)} GROUP BY 1, 2, 3"), params
+            f"{', '.join(rollup.money)} FROM {rollup.table} WHERE {' AND '.join(conditions)} GROUP BY 1, 2, 3"), params
 
 
 def _midnight(moment: datetime) -> datetime:
@@ -216,7 +219,7 @@ def _plan(source: EventSource, by: str, filters: Filters) -> list[tuple[str, lis
     and the filters allow it (no status, not by hour), the events table for the rest (the part-days at the ends)."""
     key_expression(source, by)
     filters.where(source)  # validated once, whatever the plan
-    if not getattr(source, "has_rollup", False) or filters.status is not None or by == "hour":
+    if source.rollup is None or filters.status is not None or by == "hour":
         return [_events_query(source, by, filters)]
     since = filters.since.astimezone(timezone.utc) if filters.since else None
     until = filters.until.astimezone(timezone.utc) if filters.until else None
@@ -224,8 +227,7 @@ def _plan(source: EventSource, by: str, filters: Filters) -> list[tuple[str, lis
     end = until if until is None or until == _midnight(until) else _midnight(until)
     if first is not None and end is not None and end <= first:
         return [_events_query(source, by, filters)]  # less than one whole day: the events are few
-    queries = [_rollup_query(by, filters, first.date().isoformat() if first else None,
-                             end.date().isoformat() if end else None)]
+    queries = [_rollup_query(source, by, filters, first.date() if first else None, end.date() if end else None)]
     if since is not None and first != since:
         queries.append(_events_query(source, by, replace(filters, until=first)))
     if until is not None and end != until:
@@ -300,7 +302,7 @@ def usage_reports(source: EventSource, dims: list[str], filters: Filters | None 
     """:func:`usage_report` for several dimensions at once: in PostgreSQL one scan of the events (``GROUPING
     SETS``); in SQLite the reports run side by side (:func:`~.source.run_all`)."""
     filters = filters or Filters()
-    if source.dialect == "postgres" and len(dims) > 1:
+    if source.dialect == "postgres" and source.rollup is None and len(dims) > 1:
         grouped = _postgres_sums(source, dims, filters)
         return {by: _report(by, filters, grouped[by]) for by in dims}
     from .source import run_all

@@ -54,12 +54,19 @@ class Table:
     def migrations(self) -> sql.Identifier:
         return sql.Identifier(self.schema, MIGRATIONS_TABLE)
 
-    def index(self, suffix: str) -> sql.Identifier:
-        """An index of the table, named after it (PostgreSQL's names are at most 63 bytes)."""
+    def _named(self, suffix: str) -> str:
         name = f"{self.name}_{suffix}"
-        while len(name.encode()) > 63:
+        while len(name.encode()) > 63:  # PostgreSQL's names are at most 63 bytes
             name = name[:-1]
-        return sql.Identifier(name)
+        return name
+
+    def index(self, suffix: str) -> sql.Identifier:
+        """An index of the table, named after it."""
+        return sql.Identifier(self._named(suffix))
+
+    def sibling(self, suffix: str) -> sql.Identifier:
+        """A table beside the events table, named after it (``metricaos_events_daily``)."""
+        return sql.Identifier(self.schema, self._named(suffix))
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}"
@@ -124,6 +131,68 @@ def m003_event_server(conn: psycopg.Connection[Any], table: Table) -> None:
     conn.execute(sql.SQL(
         "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS server_address text, "
         "ADD COLUMN IF NOT EXISTS provider_cost_usd numeric").format(events=table.events))
+
+
+_ROLLUP_KEYS = ("day", "customer_id", "user_id", "feature", "model", "provider", "environment", "action_name",
+                "billable", "is_call")
+_ROLLUP_SUMS = ("events", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                "reasoning_tokens", "total_tokens", "unpriced", "estimated", "failed", "cost_usd", "credits")
+
+
+@migration
+def m004_report_rollup(conn: psycopg.Connection[Any], table: Table) -> None:
+    # The SQLite store's m011 (issue 14): the reports' per-day rollup, ``<table>_daily`` — per UTC day, customer,
+    # user, feature, model, provider, environment, action name, billable flag and kind (LLM call or not) the event
+    # count, token sums, unpriced / estimated / failed counts and the exact numeric sums of cost and credits. A
+    # statement-level trigger adds each INSERT's new rows (its transition table: rows an ON CONFLICT skipped are
+    # not in it), aggregated once per statement, in key order so concurrent inserts lock rows in one order. NULL
+    # keys are stored as '' (the SDK never records an empty id). The events table is append-only; rows deleted or
+    # updated by hand are not taken out. Filled here from the events already there, under the migration's lock.
+    rollup = table.sibling("daily")
+    function = table.sibling("report_rollup")
+    keys = sql.SQL(", ").join(map(sql.Identifier, _ROLLUP_KEYS))
+    conn.execute(sql.SQL(
+        """
+        CREATE TABLE IF NOT EXISTS {rollup} (
+            day date NOT NULL, customer_id text NOT NULL, user_id text NOT NULL, feature text NOT NULL,
+            model text NOT NULL, provider text NOT NULL, environment text NOT NULL, action_name text NOT NULL,
+            billable boolean NOT NULL, is_call boolean NOT NULL,
+            events bigint NOT NULL, input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,
+            cached_input_tokens bigint NOT NULL, cache_write_tokens bigint NOT NULL, reasoning_tokens bigint NOT NULL,
+            total_tokens bigint NOT NULL, unpriced bigint NOT NULL, estimated bigint NOT NULL, failed bigint NOT NULL,
+            cost_usd numeric NOT NULL, credits numeric NOT NULL,
+            PRIMARY KEY ({keys})
+        )
+        """).format(rollup=rollup, keys=keys))
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {rollup} (customer_id, day)").format(
+        name=table.index("daily_customer"), rollup=rollup))
+
+    def select(source: str) -> sql.Composed:
+        return sql.SQL(
+            "SELECT (timestamp AT TIME ZONE 'UTC')::date, coalesce(customer_id, ''), coalesce(user_id, ''), "
+            "coalesce(feature, ''), coalesce(model, ''), coalesce(provider, ''), coalesce(environment, ''), "
+            "coalesce(action_name, ''), billable, event_type NOT IN ('action', 'outcome', 'usage'), count(*), "
+            "sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
+            "sum(reasoning_tokens), sum(total_tokens), count(*) FILTER (WHERE cost_usd IS NULL), "
+            "count(*) FILTER (WHERE usage_status = 'estimated'), count(*) FILTER (WHERE status <> 'ok'), "
+            "coalesce(sum(cost_usd), 0), coalesce(sum(credits), 0) FROM {source} "
+            "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
+        ).format(source=sql.SQL(source) if source == "inserted" else table.events)
+
+    updates = sql.SQL(", ").join(
+        sql.SQL("{c} = {r}.{c} + excluded.{c}").format(c=sql.Identifier(c), r=rollup) for c in _ROLLUP_SUMS)
+    columns = sql.SQL(", ").join(map(sql.Identifier, _ROLLUP_KEYS + _ROLLUP_SUMS))
+    conn.execute(sql.SQL(
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN "
+        "INSERT INTO {rollup} ({columns}) {select} ON CONFLICT ({keys}) DO UPDATE SET {updates}; "
+        "RETURN NULL; END $body$").format(function=function, rollup=rollup, columns=columns,
+                                          select=select("inserted"), keys=keys, updates=updates))
+    conn.execute(sql.SQL(
+        "CREATE TRIGGER {name} AFTER INSERT ON {events} REFERENCING NEW TABLE AS inserted "
+        "FOR EACH STATEMENT EXECUTE FUNCTION {function}()").format(
+            name=table.index("report_rollup"), events=table.events, function=function))
+    conn.execute(sql.SQL("INSERT INTO {rollup} ({columns}) {select} ON CONFLICT DO NOTHING").format(
+        rollup=rollup, columns=columns, select=select("events")))
 
 
 def _lock_key(schema: str) -> int:
