@@ -113,7 +113,7 @@ def test_wal_mode_and_migrations_recorded(db_path):
     applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set='metricaos'")]
     assert applied == ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_credits",
                        "m005_drop_m002_quota_tables", "m006_delivery", "m007_event_actions", "m008_billing",
-                       "m009_billing_rollup", "m010_event_server"]
+                       "m009_billing_rollup", "m010_event_server", "m011_report_rollup"]
 
 
 def test_upgrade_from_first_schema_version(db_path):
