@@ -22,7 +22,7 @@ APPLIED = ["m001_events", "m002_quotas", "m003_quota_reservations", "m004_event_
            "m010_event_server", "m011_report_rollup"]
 TABLES = {"_sqlite_migrations", "events", "quota_used", "quota_reservations", "quota_marks", "quota_config", "quota_meta",
           "delivery_state", "delivery_failures", "billing_adjustments", "billing_adjusted_events",
-          "billing_plans", "billing_subscriptions", "billing_daily", "billing_daily_values", "report_daily"}
+          "billing_plans", "billing_subscriptions", "billing_daily", "billing_daily_values", "report_daily", "report_daily_users"}
 QUOTA_TABLES = sorted(t for t in TABLES if t.startswith("quota_"))
 
 
@@ -79,8 +79,9 @@ def test_upgrade_from_m004_drops_the_m002_tables_and_keeps_events_and_quotas(db_
     assert {k for row in after["events"] for k, v in row.items() if k not in before["events"][0] and v is not None} == set()
     assert {t: rows for t, rows in after.items() if t != "events"} == {t: r for t, r in before.items() if t != "events"}
     # m011 filled the reports' rollup from the events already there
-    assert db.execute("SELECT sum(events), sum(total_tokens) FROM report_daily").fetchone() == (
-        len(before["events"]), sum(row["total_tokens"] for row in before["events"]))
+    for rollup in ("report_daily", "report_daily_users"):
+        assert db.execute(f"SELECT sum(events), sum(total_tokens) FROM {rollup}").fetchone() == (
+            len(before["events"]), sum(row["total_tokens"] for row in before["events"]))
     db.conn.close()
 
     meter = Meter(db_path)  # the SDK reads the upgraded file as its own

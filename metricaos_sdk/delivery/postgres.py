@@ -34,7 +34,7 @@ from .._fork import in_forked_child
 from ..errors import ConfigurationError
 from ..events import UsageEvent
 from ..faults import safe_text
-from ..storage.postgres import EVENT_COLUMNS, Table, event_values, migrate
+from ..storage.postgres import EVENT_COLUMNS, Table, event_values, migrate, rollup_lock_key
 from .destination import Result
 
 __all__ = ["PostgreSQL"]
@@ -152,6 +152,9 @@ class PostgreSQL:
         # short enough for psycopg to parse once (a multi-row VALUES of 500 rows, 21,500 parameters, is
         # re-parsed on every execution, client-side: ~7x slower; see benchmarks/postgres.py).
         with conn.transaction(), conn.cursor() as cur:
+            # Each statement's rows go into the table's rollups under one advisory lock (m004): taken before the
+            # first row, never between two, or two writers could each hold what the other waits for.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (rollup_lock_key(self.table),))
             cur.executemany(self._insert_one, rows)
 
     # -- the connection -------------------------------------------------------------------------------

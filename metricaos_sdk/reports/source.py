@@ -38,8 +38,11 @@ class Rollup:
     how a NULL key is stored, the aggregates that sum its money exactly, and a day as a query parameter."""
 
     table: str
+    """Per day, customer, feature, model, provider, environment, action name, billable flag and kind."""
+    users_table: str
+    """Per day, customer, user, billable flag and kind (users crossed with the other keys would be too many)."""
     null: str
-    """SQL literal a NULL key is stored as (``0`` in SQLite, ``''`` in PostgreSQL)."""
+    """SQL literal a NULL key is stored as (``0`` in SQLite, ``chr(1)`` in PostgreSQL)."""
     money: tuple[str, ...]
     """The cost aggregates, then the credit ones, in the shape of :class:`~.exact.ExactSum`'s."""
     day: Callable[[date], Any]
@@ -103,8 +106,9 @@ class SQLiteSource:
         self._opened = [self._db]
         self._opened_lock = threading.Lock()
         self.description = str(self.path)
-        found = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'report_daily'")
-        self.rollup = _SQLITE_ROLLUP if found else None  # a file this version has not migrated yet reads the events
+        found = self.query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                           "('report_daily', 'report_daily_users')")
+        self.rollup = _SQLITE_ROLLUP if found[0][0] == 2 else None  # a file not migrated yet: the events are read
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # A connection per query in flight, kept for the next: SQLite runs a query without the GIL, so a page's
@@ -145,7 +149,7 @@ class SQLiteSource:
             db.close()
 
 
-_SQLITE_ROLLUP = Rollup("report_daily", "0", ("sum(cost_high)", "sum(cost_low)", "sum(cost_slow)", "sum(credits_high)",
+_SQLITE_ROLLUP = Rollup("report_daily", "report_daily_users", "0", ("sum(cost_high)", "sum(cost_low)", "sum(cost_slow)", "sum(credits_high)",
                                               "sum(credits_low)", "sum(credits_slow)"), date.isoformat)
 
 _PARAM = re.compile(r"\?")
@@ -193,8 +197,9 @@ class PostgresSource:
         from ..storage.postgres import Table
 
         daily = Table(schema, table).sibling("daily").as_string(self._conn)
-        has_daily = self.query("SELECT to_regclass(?)", (daily,))[0][0] is not None
-        self.rollup = Rollup(daily, "''", ("sum(cost_usd)", "sum(credits)"), lambda d: d) if has_daily else None
+        users = Table(schema, table).sibling("daily_users").as_string(self._conn)
+        has_daily = self.query("SELECT to_regclass(?)", (users,))[0][0] is not None
+        self.rollup = Rollup(daily, users, "chr(1)", ("sum(cost_usd)", "sum(credits)"), lambda d: d) if has_daily else None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._conn.cursor() as cur:

@@ -190,6 +190,7 @@ def _rollup_query(source: EventSource, by: str, filters: Filters, first_day: dat
     ``<table>_daily``, m004_report_rollup), whole UTC days only."""
     rollup = source.rollup
     assert rollup is not None
+    table = rollup.users_table if _needs_users(by, filters) else rollup.table
     key = "day" if by == "day" else f"nullif({DIMENSIONS[by]}, {rollup.null})"
     conditions: list[str] = ["1 = 1"]
     params: list[Any] = []
@@ -207,7 +208,23 @@ def _rollup_query(source: EventSource, by: str, filters: Filters, first_day: dat
         conditions.append("billable = ?")
         params.append(filters.billable if source.dialect == "postgres" else int(filters.billable))
     return (f"SELECT {key}, billable, is_call, sum(events), {_ROW_SUMS}, sum(unpriced), sum(estimated), sum(failed), "
-            f"{', '.join(rollup.money)} FROM {rollup.table} WHERE {' AND '.join(conditions)} GROUP BY 1, 2, 3"), params
+            f"{', '.join(rollup.money)} FROM {table} WHERE {' AND '.join(conditions)} GROUP BY 1, 2, 3"), params
+
+
+_USER_ROLLUP = {"customer", "user", "day"}
+"""What the per-user rollup holds (with the billable flag): a report by user, or filtered on one, reads it."""
+_MAIN_ROLLUP = {"customer", "feature", "model", "provider", "environment", "action", "day"}
+
+
+def _needs_users(by: str, filters: Filters) -> bool:
+    return by == "user" or filters.user is not None
+
+
+def _rollup_can(by: str, filters: Filters) -> bool:
+    """Whether one of the rollups holds the key ``by`` and every column ``filters`` narrows on."""
+    used = {by} | {name for name in ("customer", "user", "feature", "model", "provider", "environment")
+                   if getattr(filters, name) is not None}
+    return used <= (_USER_ROLLUP if _needs_users(by, filters) else _MAIN_ROLLUP)
 
 
 def _midnight(moment: datetime) -> datetime:
@@ -219,7 +236,7 @@ def _plan(source: EventSource, by: str, filters: Filters) -> list[tuple[str, lis
     and the filters allow it (no status, not by hour), the events table for the rest (the part-days at the ends)."""
     key_expression(source, by)
     filters.where(source)  # validated once, whatever the plan
-    if source.rollup is None or filters.status is not None or by == "hour":
+    if source.rollup is None or filters.status is not None or not _rollup_can(by, filters):
         return [_events_query(source, by, filters)]
     since = filters.since.astimezone(timezone.utc) if filters.since else None
     until = filters.until.astimezone(timezone.utc) if filters.until else None

@@ -393,8 +393,8 @@ def m010_event_server(db: Database) -> None:
 
 
 # m011's per-event expressions, frozen here with it (a later change to the reports must not change them).
-_M011_KEYS = ("day", "customer_id", "user_id", "feature", "model", "provider", "environment", "action_name",
-              "billable", "is_call")
+_M011_KEYS = ("day", "customer_id", "feature", "model", "provider", "environment", "action_name", "billable", "is_call")
+_M011_USER_KEYS = ("day", "customer_id", "user_id", "billable", "is_call")
 _M011_SUMS = ("events", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
               "reasoning_tokens", "total_tokens", "unpriced", "estimated", "failed",
               "cost_high", "cost_low", "cost_slow", "credits_high", "credits_low", "credits_slow")
@@ -413,13 +413,13 @@ def _m011_exact(column: str) -> tuple[str, str, str]:
             f"CASE WHEN {column} IS NOT NULL AND NOT {fast} THEN 1 ELSE 0 END")
 
 
-def _m011_row(p: str) -> dict[str, str]:
-    """report_daily's columns for the event row ``p`` (``NEW.`` in the trigger, ``""`` in the backfill)."""
-    row = {"day": f"substr({p}timestamp, 1, 10)"}
-    for key in _M011_KEYS[1:8]:
-        row[key] = f"ifnull({p}{key}, 0)"
-    row["billable"] = f"{p}billable"
-    row["is_call"] = f"({p}event_type NOT IN ('action', 'outcome', 'usage'))"
+def _m011_row(p: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """A rollup's columns (``keys`` then the sums) for the event row ``p`` (``NEW.`` in the trigger, ``""`` in
+    the backfill)."""
+    row = {}
+    for key in keys:
+        row[key] = {"day": f"substr({p}timestamp, 1, 10)", "billable": f"{p}billable",
+                    "is_call": f"({p}event_type NOT IN ('action', 'outcome', 'usage'))"}.get(key, f"ifnull({p}{key}, 0)")
     row["events"] = "1"
     for column in _M011_SUMS[1:7]:
         row[column] = f"{p}{column}"
@@ -434,22 +434,27 @@ def _m011_row(p: str) -> dict[str, str]:
 @migrations()
 def m011_report_rollup(db: Database) -> None:
     # Issue 14 (reports and the dashboard): a report over a million events must take under 2 s, a dashboard page
-    # under 1 s, and a GROUP BY over the events table reads every wide row (2.5 s for a million). report_daily holds
-    # per UTC day and per customer, user, feature, model, provider, environment, action name, billable flag and
-    # kind (LLM call or not) the event count, the token sums, the unpriced / estimated / failed counts, and cost and
-    # credits as exact integer pico-unit halves with a count of the amounts that do not fit (readers sum those
-    # events again as Decimal). Kept by an AFTER INSERT trigger on events, in the insert's transaction, and filled
-    # here from the events already recorded. NULL keys are stored as the integer 0, as in billing_daily.
-    keys = ", ".join(_M011_KEYS)
-    db.execute(f"CREATE TABLE IF NOT EXISTS report_daily ({keys}, "
-               + ", ".join(f"{c} INTEGER NOT NULL" for c in _M011_SUMS) + f", PRIMARY KEY ({keys})) WITHOUT ROWID")
-    db.execute("CREATE INDEX IF NOT EXISTS report_daily_customer ON report_daily (customer_id, day)")
-    new, old = _m011_row("NEW."), _m011_row("")
+    # under 1 s, and a GROUP BY over the events table reads every wide row (2.5 s for a million). Two rollups per
+    # UTC day hold the event count, the token sums, the unpriced / estimated / failed counts, and cost and credits
+    # as exact integer pico-unit halves with a count of the amounts that do not fit (readers sum those events
+    # again as Decimal): report_daily per customer, feature, model, provider, environment, action name, billable
+    # flag and kind (LLM call or not); report_daily_users per customer and user — users are many, and crossed with
+    # the other keys they would make the rollup as large as the events. Kept by an AFTER INSERT trigger on events,
+    # in the insert's transaction, and filled here from the events already recorded. NULL keys are stored as the
+    # integer 0, as in billing_daily.
+    for table, keys in (("report_daily", _M011_KEYS), ("report_daily_users", _M011_USER_KEYS)):
+        columns = ", ".join(keys)
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, "
+                   + ", ".join(f"{c} INTEGER NOT NULL" for c in _M011_SUMS) + f", PRIMARY KEY ({columns})) WITHOUT ROWID")
+        db.execute(f"CREATE INDEX IF NOT EXISTS {table}_customer ON {table} (customer_id, day)")
+        old = _m011_row("", keys)
+        db.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(old)}) SELECT "
+                   + ", ".join(old[k] for k in keys) + ", " + ", ".join(f"sum({old[c]})" for c in _M011_SUMS)
+                   + f" FROM events GROUP BY {', '.join(old[k] for k in keys)}")
     updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in _M011_SUMS)
-    db.execute(f"CREATE TRIGGER IF NOT EXISTS events_report_rollup AFTER INSERT ON events BEGIN "
-               f"INSERT INTO report_daily ({', '.join(new)}) VALUES ({', '.join(new.values())}) "
-               f"ON CONFLICT ({keys}) DO UPDATE SET {updates}; END")
-    db.execute(f"INSERT OR IGNORE INTO report_daily ({', '.join(old)}) SELECT "
-               + ", ".join(old[k] for k in _M011_KEYS) + ", "
-               + ", ".join(f"sum({old[c]})" for c in _M011_SUMS)
-               + f" FROM events GROUP BY {', '.join(old[k] for k in _M011_KEYS)}")
+    body = ""
+    for table, keys in (("report_daily", _M011_KEYS), ("report_daily_users", _M011_USER_KEYS)):
+        new = _m011_row("NEW.", keys)
+        body += (f"INSERT INTO {table} ({', '.join(new)}) VALUES ({', '.join(new.values())}) "
+                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}; ")
+    db.execute(f"CREATE TRIGGER IF NOT EXISTS events_report_rollup AFTER INSERT ON events BEGIN {body}END")

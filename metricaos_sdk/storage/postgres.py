@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised where psycopg is abse
 from ..events import UsageEvent
 from .rows import EVENT_COLUMNS
 
-__all__ = ["EVENT_COLUMNS", "MIGRATIONS", "Table", "event_values", "migrate", "pending", "row_to_event"]
+__all__ = ["EVENT_COLUMNS", "MIGRATIONS", "Table", "event_values", "migrate", "pending", "rollup_lock_key", "row_to_event"]
 
 MIGRATIONS_TABLE = "metricaos_migrations"
 
@@ -133,66 +133,74 @@ def m003_event_server(conn: psycopg.Connection[Any], table: Table) -> None:
         "ADD COLUMN IF NOT EXISTS provider_cost_usd numeric").format(events=table.events))
 
 
-_ROLLUP_KEYS = ("day", "customer_id", "user_id", "feature", "model", "provider", "environment", "action_name",
-                "billable", "is_call")
+_ROLLUP_KEYS = ("day", "customer_id", "feature", "model", "provider", "environment", "action_name", "billable", "is_call")
+_ROLLUP_USER_KEYS = ("day", "customer_id", "user_id", "billable", "is_call")
 _ROLLUP_SUMS = ("events", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
                 "reasoning_tokens", "total_tokens", "unpriced", "estimated", "failed", "cost_usd", "credits")
+_KEY_SQL = {"day": "(timestamp AT TIME ZONE 'UTC')::date", "billable": "billable",
+            "is_call": "event_type NOT IN ('action', 'outcome', 'usage')"}
+_KEY_TYPES = {"day": "date", "billable": "boolean", "is_call": "boolean"}
 
 
 @migration
 def m004_report_rollup(conn: psycopg.Connection[Any], table: Table) -> None:
-    # The SQLite store's m011 (issue 14): the reports' per-day rollup, ``<table>_daily`` — per UTC day, customer,
-    # user, feature, model, provider, environment, action name, billable flag and kind (LLM call or not) the event
-    # count, token sums, unpriced / estimated / failed counts and the exact numeric sums of cost and credits. A
-    # statement-level trigger adds each INSERT's new rows (its transition table: rows an ON CONFLICT skipped are
-    # not in it), aggregated once per statement, in key order so concurrent inserts lock rows in one order. NULL
-    # keys are stored as '' (the SDK never records an empty id). The events table is append-only; rows deleted or
-    # updated by hand are not taken out. Filled here from the events already there, under the migration's lock.
-    rollup = table.sibling("daily")
+    # The SQLite store's m011 (issue 14): the reports' per-day rollups — ``<table>_daily`` per UTC day, customer,
+    # feature, model, provider, environment, action name, billable flag and kind (LLM call or not), and
+    # ``<table>_daily_users`` per day, customer and user — with the event count, token sums, unpriced / estimated /
+    # failed counts and the exact numeric sums of cost and credits. A statement-level trigger adds each INSERT's new
+    # rows (its transition table: rows an ON CONFLICT skipped are not in it), aggregated once per statement, under a
+    # transaction-scoped advisory lock of the table's own: inserts that each upsert several rollup rows (one
+    # statement per event, as the destination's insert method sends them) would otherwise deadlock on them. NULL
+    # keys are stored as chr(1), which no identifier holds (an empty string stays itself). The events table is
+    # append-only; rows deleted or updated by hand are not taken out. Filled here from the events already there,
+    # under the migration's lock.
     function = table.sibling("report_rollup")
-    keys = sql.SQL(", ").join(map(sql.Identifier, _ROLLUP_KEYS))
-    conn.execute(sql.SQL(
-        """
-        CREATE TABLE IF NOT EXISTS {rollup} (
-            day date NOT NULL, customer_id text NOT NULL, user_id text NOT NULL, feature text NOT NULL,
-            model text NOT NULL, provider text NOT NULL, environment text NOT NULL, action_name text NOT NULL,
-            billable boolean NOT NULL, is_call boolean NOT NULL,
-            events bigint NOT NULL, input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,
-            cached_input_tokens bigint NOT NULL, cache_write_tokens bigint NOT NULL, reasoning_tokens bigint NOT NULL,
-            total_tokens bigint NOT NULL, unpriced bigint NOT NULL, estimated bigint NOT NULL, failed bigint NOT NULL,
-            cost_usd numeric NOT NULL, credits numeric NOT NULL,
-            PRIMARY KEY ({keys})
-        )
-        """).format(rollup=rollup, keys=keys))
-    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {rollup} (customer_id, day)").format(
-        name=table.index("daily_customer"), rollup=rollup))
-
-    def select(source: str) -> sql.Composed:
-        return sql.SQL(
-            "SELECT (timestamp AT TIME ZONE 'UTC')::date, coalesce(customer_id, ''), coalesce(user_id, ''), "
-            "coalesce(feature, ''), coalesce(model, ''), coalesce(provider, ''), coalesce(environment, ''), "
-            "coalesce(action_name, ''), billable, event_type NOT IN ('action', 'outcome', 'usage'), count(*), "
-            "sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
-            "sum(reasoning_tokens), sum(total_tokens), count(*) FILTER (WHERE cost_usd IS NULL), "
+    body = []
+    for suffix, keys in (("daily", _ROLLUP_KEYS), ("daily_users", _ROLLUP_USER_KEYS)):
+        rollup = table.sibling(suffix)
+        key_columns = sql.SQL(", ").join(
+            sql.SQL("{} {} NOT NULL").format(sql.Identifier(k), sql.SQL(_KEY_TYPES.get(k, "text"))) for k in keys)
+        conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {rollup} ({keys}, events bigint NOT NULL, input_tokens bigint NOT NULL, "
+            "output_tokens bigint NOT NULL, cached_input_tokens bigint NOT NULL, cache_write_tokens bigint NOT NULL, "
+            "reasoning_tokens bigint NOT NULL, total_tokens bigint NOT NULL, unpriced bigint NOT NULL, "
+            "estimated bigint NOT NULL, failed bigint NOT NULL, cost_usd numeric NOT NULL, credits numeric NOT NULL, "
+            "PRIMARY KEY ({names}))").format(rollup=rollup, keys=key_columns,
+                                              names=sql.SQL(", ").join(map(sql.Identifier, keys))))
+        conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {rollup} (customer_id, day)").format(
+            name=table.index(f"{suffix}_customer"), rollup=rollup))
+        order = sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(keys)))
+        aggregate = sql.SQL(
+            "SELECT {keys}, count(*), sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), "
+            "sum(cache_write_tokens), sum(reasoning_tokens), sum(total_tokens), count(*) FILTER (WHERE cost_usd IS NULL), "
             "count(*) FILTER (WHERE usage_status = 'estimated'), count(*) FILTER (WHERE status <> 'ok'), "
-            "coalesce(sum(cost_usd), 0), coalesce(sum(credits), 0) FROM {source} "
-            "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
-        ).format(source=sql.SQL(source) if source == "inserted" else table.events)
-
-    updates = sql.SQL(", ").join(
-        sql.SQL("{c} = {r}.{c} + excluded.{c}").format(c=sql.Identifier(c), r=rollup) for c in _ROLLUP_SUMS)
-    columns = sql.SQL(", ").join(map(sql.Identifier, _ROLLUP_KEYS + _ROLLUP_SUMS))
+            "coalesce(sum(cost_usd), 0), coalesce(sum(credits), 0) FROM {source} GROUP BY {order} ORDER BY {order}")
+        keys_sql = sql.SQL(", ").join(sql.SQL(_KEY_SQL.get(k, f"coalesce({k}, chr(1))")) for k in keys)
+        columns = sql.SQL(", ").join(map(sql.Identifier, keys + _ROLLUP_SUMS))
+        conn.execute(sql.SQL("INSERT INTO {rollup} ({columns}) {select} ON CONFLICT DO NOTHING").format(
+            rollup=rollup, columns=columns, select=aggregate.format(keys=keys_sql, source=table.events, order=order)))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{c} = {r}.{c} + excluded.{c}").format(c=sql.Identifier(c), r=rollup) for c in _ROLLUP_SUMS)
+        body.append(sql.SQL("INSERT INTO {rollup} ({columns}) {select} ON CONFLICT ({names}) DO UPDATE SET {updates};")
+                    .format(rollup=rollup, columns=columns,
+                            select=aggregate.format(keys=keys_sql, source=sql.SQL("inserted"), order=order),
+                            names=sql.SQL(", ").join(map(sql.Identifier, keys)), updates=updates))
+    lock = rollup_lock_key(table)
     conn.execute(sql.SQL(
         "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN "
-        "INSERT INTO {rollup} ({columns}) {select} ON CONFLICT ({keys}) DO UPDATE SET {updates}; "
-        "RETURN NULL; END $body$").format(function=function, rollup=rollup, columns=columns,
-                                          select=select("inserted"), keys=keys, updates=updates))
+        "PERFORM pg_advisory_xact_lock({lock}); {body} RETURN NULL; END $body$").format(
+            function=function, lock=sql.Literal(lock), body=sql.SQL(" ").join(body)))
     conn.execute(sql.SQL(
         "CREATE TRIGGER {name} AFTER INSERT ON {events} REFERENCING NEW TABLE AS inserted "
         "FOR EACH STATEMENT EXECUTE FUNCTION {function}()").format(
             name=table.index("report_rollup"), events=table.events, function=function))
-    conn.execute(sql.SQL("INSERT INTO {rollup} ({columns}) {select} ON CONFLICT DO NOTHING").format(
-        rollup=rollup, columns=columns, select=select("events")))
+
+
+def rollup_lock_key(table: Table) -> int:
+    """The transaction-scoped advisory lock under which the rollups of ``table`` are updated (m004). A writer
+    that inserts events one statement at a time takes it first, before any row: otherwise it could hold an event
+    row another writer waits for while waiting for the lock that writer holds."""
+    return int.from_bytes(hashlib.sha256(f"metricaos_sdk.rollup:{table}".encode()).digest()[:8], "big", signed=True)
 
 
 def _lock_key(schema: str) -> int:
@@ -220,6 +228,9 @@ def migrate(conn: psycopg.Connection[Any], table: Table) -> list[str]:
         return []
     applied = []
     with conn.transaction():
+        # A migration may fill a table from every event already there (m004): no statement timeout of the
+        # connection's (the destination sets one for deliveries) may cut it off and leave the upgrade undone.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table.schema),))
         # Created only when missing: CREATE SCHEMA IF NOT EXISTS needs the right to create schemas even when
         # the schema exists, which a role that may only write to its own schema lacks.
