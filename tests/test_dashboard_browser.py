@@ -299,7 +299,7 @@ def test_admin_token_in_a_link_becomes_a_cookie(browser: Any, server: str) -> No
 def test_embed_shows_only_its_customer(browser: Any, server: str, store: Path, now: datetime,
                                        tmp_path: Path) -> None:
     usage = cli_json("usage", "cus_b", "--db", str(store), "--now", now.isoformat(), "--customer-view")
-    token = mint_customer_token(SECRET, "cus_b", 600, now=now)
+    token = mint_customer_token(SECRET, "cus_b", 600)
     served = fetch_json(f"{server}api/customer?token={token}", token=None)
     assert served == usage
     assert "cost_usd" not in json.dumps(served)  # what the calls cost the product is not the customer's to see
@@ -344,14 +344,14 @@ def test_embed_shows_only_its_customer(browser: Any, server: str, store: Path, n
 
 
 def test_bad_customer_tokens_are_refused(browser: Any, server: str, now: datetime) -> None:
-    good = mint_customer_token(SECRET, "cus_b", 600, now=now)
+    good = mint_customer_token(SECRET, "cus_b", 600)
     payload = good.split(".")[1]
-    forged = mint_customer_token(SECRET, "cus_a", 600, now=now).split(".")[1]
+    forged = mint_customer_token(SECRET, "cus_a", 600).split(".")[1]
     cases = {
         "tampered": (f"embed/customer?token=v1.{forged}.{good.split('.')[2]}", 401, "signature"),
-        "expired": (f"embed/customer?token={mint_customer_token(SECRET, 'cus_b', 60, now=now - timedelta(hours=2))}",
+        "expired": (f"embed/customer?token={mint_customer_token(SECRET, 'cus_b', 60, now=datetime.now(timezone.utc) - timedelta(hours=2))}",
                     401, "expired"),
-        "wrong secret": (f"embed/customer?token={mint_customer_token('another-secret-0123456789', 'cus_b', 600, now=now)}",
+        "wrong secret": (f"embed/customer?token={mint_customer_token('another-secret-0123456789', 'cus_b', 600)}",
                          401, "signature"),
         "malformed": (f"embed/customer?token=v1.{payload}", 401, "malformed"),
         "missing": ("embed/customer", 401, "needs a customer token"),

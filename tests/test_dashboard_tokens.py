@@ -201,7 +201,7 @@ def test_non_loopback_needs_an_admin_token(store: Path) -> None:
 
 
 def test_admin_routes_need_the_admin_token(guarded: str) -> None:
-    customer_token = mint_customer_token(SECRET, "cus_a", 600, now=NOW)
+    customer_token = mint_customer_token(SECRET, "cus_a", 600, now=datetime.now(timezone.utc))
     for path in ("", "business", "customer/cus_a", "api/business", "api/customer/cus_a", "api/report?by=model",
                  "api/deliveries", "api/alerts"):
         status, headers, body = get(guarded + path)
@@ -223,7 +223,7 @@ def test_admin_routes_need_the_admin_token(guarded: str) -> None:
 
 
 def test_customer_tokens_open_only_their_customer(guarded: str) -> None:
-    token = mint_customer_token(SECRET, "cus_b", 600, now=NOW)
+    token = mint_customer_token(SECRET, "cus_b", 600, now=datetime.now(timezone.utc))
     status, headers, body = get(guarded + f"api/customer?token={token}")
     assert status == 200 and json.loads(body)["customer_id"] == "cus_b"
     assert headers["Access-Control-Allow-Origin"] == "*"
@@ -238,7 +238,7 @@ def test_customer_tokens_open_only_their_customer(guarded: str) -> None:
     assert "frame-ancestors" not in headers["Content-Security-Policy"]
     framed = get(guarded + f"embed/customer?token={token}&frame=1")[2]
     assert framed.startswith(b"<!doctype html>") and b"cus_a" not in framed
-    expired = mint_customer_token(SECRET, "cus_b", 60, now=NOW - timedelta(minutes=2))
+    expired = mint_customer_token(SECRET, "cus_b", 60, now=datetime.now(timezone.utc) - timedelta(minutes=2))
     status, _, body = get(guarded + f"api/customer?token={expired}")
     assert status == 401 and "expired" in json.loads(body)["error"]
     status, _, body = get(guarded + f"embed/customer?token={expired}")
@@ -247,7 +247,7 @@ def test_customer_tokens_open_only_their_customer(guarded: str) -> None:
 
 
 def test_without_a_secret_customer_tokens_are_off_and_loopback_is_open(open_local: str) -> None:
-    token = mint_customer_token(SECRET, "cus_a", 600, now=NOW)
+    token = mint_customer_token(SECRET, "cus_a", 600, now=datetime.now(timezone.utc))
     status, _, body = get(open_local + f"api/customer?token={token}")
     assert status == 503 and "start it with --secret" in json.loads(body)["error"]
     assert get(open_local + "business")[0] == 200 and get(open_local + "api/customer/cus_a")[0] == 200
@@ -281,7 +281,7 @@ def test_pages_escape_what_they_show(guarded: str) -> None:
 
 def test_tokens_never_reach_the_log(guarded: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="metricaos_sdk.dashboard")
-    token = mint_customer_token(SECRET, "cus_a", 600, now=NOW)
+    token = mint_customer_token(SECRET, "cus_a", 600, now=datetime.now(timezone.utc))
     get(guarded + f"embed/customer?token={token}")
     get(guarded + f"business?x=1&token={ADMIN}")
     text = "\n".join(r.getMessage() for r in caplog.records)
@@ -304,3 +304,47 @@ def test_the_cli_mints_tokens_the_dashboard_accepts() -> None:
     assert missing.exit_code == 1 and "Customer tokens need a secret: pass --secret" in missing.output
     short = runner.invoke(cli, ["dashboard-token", "cus_a", "--secret", "tiny-secret"])
     assert short.exit_code == 1 and "tiny-secret" not in short.output and "shorter than 16" in short.output
+
+
+def test_hardening_from_review(tmp_path):
+    """Found in review: DNS rebinding of an open loopback dashboard, tokens that never expire under --now, a
+    percent-encoded token name kept in the access log, a period at the end of the calendar."""
+    import http.client
+    import threading
+    from datetime import datetime, timedelta, timezone
+
+    from metricaos_sdk.dashboard import make_server, mint_customer_token
+    from metricaos_sdk.dashboard.server import redact
+    from metricaos_sdk.testing.sample import write_sample
+
+    db = write_sample(tmp_path / "s.db", 50, days=2)
+    pinned = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    secret = "s" * 32
+    httpd = make_server(db, port=0, now=pinned, secret=secret)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    port = httpd.server_address[1]
+
+    def get(path: str, host: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", path, headers={"Host": host})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    try:
+        assert get("/api/report?by=model", f"127.0.0.1:{port}") == 200
+        assert get("/api/report?by=model", f"localhost:{port}") == 200
+        assert get("/api/report?by=model", f"[::1]:{port}") == 200
+        assert get("/api/report?by=model", "attacker.example") == 421
+        assert get("/api/report?by=model", f"attacker.example:{port}") == 421
+        expired = mint_customer_token(secret, "cus_a", 60, now=datetime.now(timezone.utc) - timedelta(hours=2))
+        assert get(f"/api/customer?token={expired}", f"127.0.0.1:{port}") == 401  # real time, not the pinned clock
+        fresh = mint_customer_token(secret, "cus_a", 600)
+        assert get(f"/api/customer?token={fresh}", "anything.example") == 200  # customer tokens need no loopback name
+        assert get("/?period=9999-12-31", f"127.0.0.1:{port}") == 400
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "SECRETVALUE" not in redact("GET /api/customer?to%6Ben=SECRETVALUE&x=1 HTTP/1.1")
+    assert "SECRETVALUE" not in redact("GET /?TOKEN=SECRETVALUE HTTP/1.1")

@@ -386,3 +386,17 @@ def test_postgresql_reports_equal_sqlite_reports(tmp_path):
         destination.close()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize("where", [
+    "postgresql://app@127.0.0.1:1/metrics?password=hunter2hunter2",  # the password as a parameter
+    "postgresql://u:hun%ZZter2hunter2@127.0.0.1/x",  # a URL psycopg cannot parse: its message quotes it
+    "host=127.0.0.1 port=1 password=hunter2hunter2 dbname=x",  # a key=value connection string, not a file name
+    "postgresql://postgres:hunter2hunter2@127.0.0.1:1/x",
+])
+def test_a_store_that_cannot_be_read_never_shows_its_password(where):
+    pytest.importorskip("psycopg")
+    result = CliRunner().invoke(cli, ["report", "--db", where])
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output and "ZZ" not in result.output
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1

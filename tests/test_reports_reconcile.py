@@ -212,7 +212,8 @@ def test_model_names_and_line_items():
 
 
 BAD = [
-    ("notes.txt", "Dear finance team,\nhere is the bill.\n", "line 1"),
+    ("notes.txt", "Dear finance team,\nhere is the bill.\n", "its first line"),
+    (".env", "OPENAI_API_KEY=sk-proj-SECRETSECRET\n", "its first line"),
     ("usage.csv", "start_time,end_time,model,input_tokens\n1793577600,1793664000,gpt-4o,100\n", "amount_value"),
     ("broken.json", '{"object": "page", "data": [\n', "not valid JSON"),
     ("pages.jsonl", '{"object": "page", "data": []}\n{"object": "page", "data": [}\n', "line 2"),
@@ -240,6 +241,7 @@ def test_a_bad_file_is_one_sentence_naming_the_file_and_the_place(tmp_path: Path
     message = str(info.value)
     assert str(path) in message and where in message
     assert "\n" not in message and message.endswith(".") and message.count(". ") == 0
+    assert "SECRET" not in message  # a file passed by mistake is never quoted back
     result = CliRunner().invoke(cli, ["reconcile", str(path), "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == f"Error: {message}"

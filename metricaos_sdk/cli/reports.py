@@ -112,8 +112,9 @@ def _row_text(row: ReportRow) -> str:
 def report_text(rep: UsageReport) -> str:
     """The report as text: one line per key, then the total."""
     width = max([len(r.key) for r in rep.rows] + [5])
-    lines = [f"Usage by {rep.by}" + (f" from {rep.filters.since:%Y-%m-%d %H:%M}" if rep.filters.since else "")
-             + (f" until {rep.filters.until:%Y-%m-%d %H:%M} UTC" if rep.filters.until else "")]
+    since, until = (m.astimezone(timezone.utc) if m else None for m in (rep.filters.since, rep.filters.until))
+    lines = [f"Usage by {rep.by}" + (f" from {since:%Y-%m-%d %H:%M} UTC" if since else "")
+             + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")]
     lines += [f"  {r.key:<{width}}  {_row_text(r)}" for r in rep.rows]
     lines.append(f"  {'total':<{width}}  {_row_text(rep.total)}")
     return "\n".join(lines)

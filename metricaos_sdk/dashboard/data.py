@@ -54,6 +54,8 @@ def parse_period(text: str | None, now: datetime) -> Period:
     if text is None:
         text = now.astimezone(timezone.utc).strftime("%Y-%m")
     try:
+        if not "1970" <= text[:4] <= "9998":  # the pages link the periods before and after: both must exist
+            raise ValueError(text)
         if len(text) == 7:
             start = datetime.strptime(text, "%Y-%m").replace(tzinfo=timezone.utc)
             end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
@@ -61,7 +63,7 @@ def parse_period(text: str | None, now: datetime) -> Period:
         if len(text) == 10:
             start = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
             return Period(text, start, start + timedelta(days=1))
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     raise ConfigurationError(f"period={text[:40]!r} is not a period: use a month (2026-11) or a day (2026-11-05).")
 

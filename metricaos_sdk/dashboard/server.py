@@ -29,13 +29,14 @@ import ipaddress
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..errors import ConfigurationError
 from . import pages
@@ -140,7 +141,7 @@ class Dashboard:
             return None
         if self.secret is not None and given.startswith("v1."):
             try:
-                verify_customer_token(self.secret, given, self.store.clock())
+                verify_customer_token(self.secret, given, _real_now())
             except TokenError:
                 pass
             else:
@@ -154,7 +155,8 @@ class Dashboard:
             raise HTTPError(503, "Customer tokens are not enabled on this dashboard: start it with --secret or "
                                  "METRICAOS_DASHBOARD_SECRET.")
         try:
-            claims = verify_customer_token(self.secret, query.get("token") or _bearer(headers), self.store.clock())
+            # Tokens expire in real time, whatever moment --now pins the reports to.
+            claims = verify_customer_token(self.secret, query.get("token") or _bearer(headers), _real_now())
         except TokenError as exc:
             raise HTTPError(exc.status, str(exc)) from None
         for name in ("customer", "customer_id"):
@@ -176,6 +178,11 @@ class Dashboard:
                                  f"/customer/<id>).")
         access, answer = route
         if access == "admin":
+            if self._admin is None and not _loopback_host(headers.get("host", "")):
+                # Open to this machine without a token: a page elsewhere could rebind its own name to 127.0.0.1
+                # and read this one, so only requests addressed to a loopback name are answered.
+                raise HTTPError(421, "Without --token the dashboard answers only requests addressed to localhost, "
+                                     "127.0.0.1 or [::1]: open it by one of those names, or start it with --token.")
             redirect = self._admin_ok(path, query, headers)
             if redirect is not None:
                 return redirect
@@ -248,8 +255,35 @@ def _cookies(header: str) -> dict[str, str]:
 
 
 def redact(text: str) -> str:
-    """``text`` (a request line, a URL) with the value of every ``token=`` replaced by ``[redacted]``."""
-    return _TOKEN_IN_URL.sub(r"\1[redacted]", text)
+    """``text`` (a request line, a URL) with the value of every ``token`` parameter — however its name is
+    percent-encoded — replaced by ``[redacted]``."""
+    def query(match: re.Match[str]) -> str:
+        pairs = parse_qsl(match.group(1), keep_blank_values=True)
+        if not any(name.lower() == "token" for name, _ in pairs):
+            return match.group(0)
+        return "?" + "&".join(f"{quote(n)}={'[redacted]' if n.lower() == 'token' else quote(v)}" for n, v in pairs)
+
+    return _QUERY.sub(query, _TOKEN_IN_URL.sub(r"\1[redacted]", text))
+
+
+_QUERY = re.compile(r"\?([^\s\"#]*)")
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header names this machine by a loopback name (``localhost:8000``, ``127.0.0.1``,
+    ``[::1]:8000``)."""
+    host = host.strip().lower()
+    name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _real_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -257,6 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "MetricaOS-dashboard"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle or slow client's connection is closed, not kept open with a thread on it
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._answer(head=False)
@@ -279,6 +314,15 @@ class _Handler(BaseHTTPRequestHandler):
         return response
 
     def _answer(self, *, head: bool) -> None:
+        if not self.server.slots.acquire(timeout=10):  # a few pages at a time: each may read a million events
+            self._send(self._error(503, "The dashboard is busy: try again in a moment.", {"Retry-After": "5"}), head)
+            return
+        try:
+            self._answer_now(head=head)
+        finally:
+            self.server.slots.release()
+
+    def _answer_now(self, *, head: bool) -> None:
         parts = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -318,8 +362,10 @@ class DashboardServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], app: Dashboard) -> None:
+    def __init__(self, address: tuple[str, int], app: Dashboard, *, concurrency: int = 8) -> None:
         self.app = app
+        self.slots = threading.BoundedSemaphore(concurrency)
+        """Requests answered at once; the others wait (up to 10 s, then 503)."""
         super().__init__(address, _Handler)
 
     @property

@@ -26,7 +26,6 @@ from typing import Any, Literal
 try:
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict
 except ImportError as exc:  # pragma: no cover - exercised where psycopg is absent
     raise ImportError("The PostgreSQL destination needs psycopg 3: pip install 'metricaos-sdk[postgres]'") from exc
 
@@ -34,13 +33,13 @@ from .._fork import in_forked_child
 from ..errors import ConfigurationError
 from ..events import UsageEvent
 from ..faults import safe_text
-from ..storage.postgres import EVENT_COLUMNS, Table, event_values, migrate, rollup_lock_key
+from ..storage.postgres import EVENT_COLUMNS, Table, event_values, migrate, parse_target, rollup_lock_key
 from .destination import Result
 
 __all__ = ["PostgreSQL"]
 
 _STAGE = "metricaos_stage"
-_SECRET_KEYS = ("password", "sslpassword")
+
 _INHERITED: list[psycopg.Connection[Any]] = []
 """Connections a forked child inherited: its parent's sessions. Kept (never closed: closing would end the
 parent's session too; never collected: collecting warns) and never used."""
@@ -62,19 +61,15 @@ class PostgreSQL:
             raise ConfigurationError(f"max_batch={max_batch}: pass 1 or more events per transaction.")
         if method not in ("copy", "insert"):
             raise ConfigurationError(f"method={method!r} is not one we know: use 'copy' or 'insert'.")
-        try:
-            params = conninfo_to_dict(url_or_conninfo)
-        except psycopg.Error:  # its message quotes the string, which may hold the password
-            raise ConfigurationError("That is not a PostgreSQL URL or connection string: pass "
-                                     "postgresql://user@host:port/dbname, or host=… dbname=….") from None
+        params, where, secrets = parse_target(url_or_conninfo)
         self.name = name
         self.max_batch = max_batch
         self.method = method
         self.table = Table(schema, table)
-        self.where = _display(params)
+        self.where = where
         """The server, without credentials: what messages and ``repr`` show."""
         self._conninfo = url_or_conninfo
-        self._secrets = tuple(str(params[k]) for k in _SECRET_KEYS if params.get(k))
+        self._secrets = secrets
         defaults: dict[str, Any] = {"connect_timeout": max(2, round(connect_timeout)),
                                     "application_name": "metricaos-sdk", "keepalives": 1, "keepalives_idle": 30,
                                     "keepalives_interval": 10, "keepalives_count": 3}
@@ -214,13 +209,3 @@ class PostgreSQL:
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
         return safe_text(text, 500)
-
-
-def _display(params: dict[str, Any]) -> str:
-    """``postgresql://user@host:port/dbname`` from parsed connection parameters: never the password."""
-    user = params.get("user")
-    host = params.get("host") or params.get("hostaddr") or ""
-    port = params.get("port")
-    dbname = params.get("dbname")
-    text = "postgresql://" + (f"{user}@" if user else "") + str(host) + (f":{port}" if port else "")
-    return safe_text(text + (f"/{dbname}" if dbname else ""))

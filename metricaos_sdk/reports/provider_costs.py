@@ -288,7 +288,8 @@ def parse_costs(text: str, name: str = "the cost export", *, progress: Progress 
         header = stripped.splitlines()[0].lower()
         if "amount_value" not in header:
             hint = (" (a usage export, with tokens but no amounts?)" if "start_time" in header else "")
-            raise _fail(f"{name} is not a cost export we can read: line 1 ({stripped.splitlines()[0][:60]!r}) is "
+            # Line 1 is not quoted: a file passed by mistake (an .env, a key file) must not reach the terminal or a log.
+            raise _fail(f"{name} is not a cost export we can read: its first line is "
                         f"neither JSON nor a CSV header with start_time and amount_value{hint}; save the OpenAI "
                         f"or Anthropic cost report as described in docs/reconciliation.md.")
         costs = _parse_csv(stripped, name, progress)

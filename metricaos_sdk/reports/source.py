@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
 from .exact import POSTGRES_COST, POSTGRES_CREDITS, SQLITE_COST, SQLITE_CREDITS, ExactSum
 
-__all__ = ["EventSource", "PostgresSource", "Rollup", "SQLiteSource", "open_source", "redact_url", "run_all"]
+__all__ = ["EventSource", "PostgresSource", "Rollup", "SQLiteSource", "open_source", "run_all"]
 
 T = TypeVar("T")
 
@@ -155,19 +154,6 @@ _SQLITE_ROLLUP = Rollup("report_daily", "report_daily_users", "0", ("sum(cost_hi
 _PARAM = re.compile(r"\?")
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(an unparsable URL)"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
-
-
 class PostgresSource:
     """The events of the PostgreSQL table the delivery destination fills (``schema.table``). Needs psycopg 3."""
 
@@ -180,13 +166,20 @@ class PostgresSource:
         except ImportError:
             raise ConfigurationError("Reading a PostgreSQL store needs psycopg 3: pip install "
                                      "'metricaos-sdk[postgres]'.") from None
-        self.description = redact_url(url)
+        from ..faults import safe_text
+        from ..storage.postgres import parse_target
+
+        params, self.description, secrets = parse_target(url)
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=int(params.get("connect_timeout") or 10))
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigurationError(f"Cannot connect to the PostgreSQL store {self.description} ({reason}): check "
-                                     f"the URL and that the server is up.") from None
+            diag = getattr(exc, "diag", None)
+            reason = (diag.message_primary if diag is not None and diag.message_primary
+                      else str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            for secret in secrets:
+                reason = reason.replace(secret, "<redacted>")
+            raise ConfigurationError(f"Cannot connect to the PostgreSQL store {self.description} "
+                                     f"({safe_text(reason, 200)}): check the URL and that the server is up.") from None
         self.table = psql.Identifier(schema, table).as_string(self._conn)
         self._lock = threading.Lock()
         found = self.query("SELECT to_regclass(?)", (self.table,))
@@ -239,6 +232,10 @@ def open_source(where: str | os.PathLike[str], *, table: str = "metricaos_events
     """An event source for a SQLite file path or a ``postgresql://`` URL (``table`` and ``schema`` name its
     events table). Raises :class:`~metricaos_sdk.ConfigurationError` with the fix when it cannot be read."""
     text = os.fspath(where)
-    if text.startswith(("postgresql://", "postgres://")):
+    if text.startswith(("postgresql://", "postgres://")) or (_CONNINFO.match(text) and not Path(text).exists()):
         return PostgresSource(text, schema=schema, table=table)
     return SQLiteSource(text)
+
+
+_CONNINFO = re.compile(r"^\s*[a-z_]+\s*=")
+"""A ``key=value`` connection string (``host=db dbname=metrics``): never taken for a file name, nor echoed."""

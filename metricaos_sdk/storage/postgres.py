@@ -30,7 +30,8 @@ except ImportError as exc:  # pragma: no cover - exercised where psycopg is abse
 from ..events import UsageEvent
 from .rows import EVENT_COLUMNS
 
-__all__ = ["EVENT_COLUMNS", "MIGRATIONS", "Table", "event_values", "migrate", "pending", "rollup_lock_key", "row_to_event"]
+__all__ = ["EVENT_COLUMNS", "MIGRATIONS", "SECRET_KEYS", "Table", "event_values", "migrate", "parse_target", "pending", "rollup_lock_key",
+           "row_to_event"]
 
 MIGRATIONS_TABLE = "metricaos_migrations"
 
@@ -194,6 +195,32 @@ def m004_report_rollup(conn: psycopg.Connection[Any], table: Table) -> None:
         "CREATE TRIGGER {name} AFTER INSERT ON {events} REFERENCING NEW TABLE AS inserted "
         "FOR EACH STATEMENT EXECUTE FUNCTION {function}()").format(
             name=table.index("report_rollup"), events=table.events, function=function))
+
+
+SECRET_KEYS = ("password", "sslpassword")
+"""Connection parameters never shown: not in a message, a log line or a ``repr``."""
+
+
+def parse_target(url_or_conninfo: str) -> tuple[dict[str, Any], str, tuple[str, ...]]:
+    """A PostgreSQL URL or ``key=value`` connection string parsed: its parameters, how to show it
+    (``postgresql://user@host:port/dbname``, never the password) and the secret values a message must not hold.
+    Raises :class:`~metricaos_sdk.ConfigurationError` — without quoting the string, which may hold the password —
+    when it is neither."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from ..errors import ConfigurationError
+    from ..faults import safe_text
+
+    try:
+        params = conninfo_to_dict(url_or_conninfo)
+    except psycopg.Error:  # its message quotes the string
+        raise ConfigurationError("That is not a PostgreSQL URL or connection string: pass "
+                                 "postgresql://user@host:port/dbname, or host=… dbname=….") from None
+    user, port, dbname = params.get("user"), params.get("port"), params.get("dbname")
+    host = params.get("host") or params.get("hostaddr") or ""
+    text = "postgresql://" + (f"{user}@" if user else "") + str(host) + (f":{port}" if port else "")
+    where = safe_text(text + (f"/{dbname}" if dbname else ""))
+    return params, where, tuple(str(params[k]) for k in SECRET_KEYS if params.get(k))
 
 
 def rollup_lock_key(table: Table) -> int:
