@@ -399,7 +399,8 @@ class Meter:
                 body = None
             deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
             provider, address = self._server_of(kind, client)
-            call = MeteredCall(self, endpoint, provider, options.url, body, attribution, deployment=deployment)
+            path = options.url if "?" not in options.url else options.url.partition("?")[0]  # /v1/messages?beta=true
+            call = MeteredCall(self, endpoint, provider, path, body, attribution, deployment=deployment)
             call.server_address = address
             call.action = current_action()
             if deployment is not None:

@@ -133,6 +133,7 @@ def test_beta_messages_create_stream_and_parse(meter, router):
     assert len(events) == 3
     for event in events:
         assert event.input_tokens == INPUT and event.output_tokens == OUTPUT and event.cost_usd == Decimal(COST)
+        assert event.endpoint == "/v1/messages"  # the path alone (anthropic 2.0 posts beta calls to ?beta=true)
 
 
 def test_parse_is_metered(meter, router):
