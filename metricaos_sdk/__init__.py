@@ -5,13 +5,15 @@ customer still has quota.
     meter = Meter("metricaos.db")
     client = meter.wrap(openai.OpenAI())
 
-This module is the public API; everything else is internal and may change.
+This module is the public API; everything else is internal and may change. Billing's names are imported when
+first used (``from metricaos_sdk import Billing`` works as usual): a metered app does not pay for them at start.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .actions import ActionRun, ActionScope, current_action
 from .billable import BillableRules
-from .billing import Adjustment, Billing, Charge, CreditPack, Invoice, InvoiceLine, PricePlan, Replay
 from .config import MeterConfig
 from .context import Attribution, AttributionScope, current_attribution
 from .errors import ConfigurationError, MetricaOSError, QuotaExceeded, QuotaUnavailable, RateLimited, UnpricedModel
@@ -34,6 +36,21 @@ from .quota.backends import RedisQuotaStore
 from .reports import LimitStatus, Totals, UsageSummary
 from .sinks import EventQuery, MemorySink, Sink, SQLiteSink
 from .usage import Usage
+
+if TYPE_CHECKING:
+    from .billing import Adjustment, Billing, Charge, CreditPack, Invoice, InvoiceLine, PricePlan, Replay
+
+_BILLING = ("Adjustment", "Billing", "Charge", "CreditPack", "Invoice", "InvoiceLine", "PricePlan", "Replay")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BILLING:
+        from . import billing
+
+        value = getattr(billing, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ActionRun",

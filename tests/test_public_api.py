@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import metricaos_sdk
 
 
@@ -29,3 +31,26 @@ def test_py_typed_is_shipped():
     from importlib.resources import files
 
     assert files("metricaos_sdk").joinpath("py.typed").is_file()
+
+
+def test_reports_and_billing_names_load_when_first_used():
+    """``import metricaos_sdk`` loads neither billing nor the reports beyond the usage summary (a metered app pays
+    for its import at start); every listed name still resolves, and each is listed once."""
+    import subprocess
+    import sys
+
+    code = ("import sys, metricaos_sdk; print(sorted(m for m in sys.modules if m.startswith('metricaos_sdk.billing') "
+            "or (m.startswith('metricaos_sdk.reports.') and m != 'metricaos_sdk.reports.summary')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    import metricaos_sdk
+    import metricaos_sdk.reports as reports
+
+    assert sorted(reports.__all__) == sorted({"LimitStatus", "Totals", "UsageSummary", "combine", "summarize",
+                                              "totals_text", *reports._WHERE})
+    for name in reports.__all__:
+        assert getattr(reports, name) is not None
+    for name in ("Billing", "PricePlan", "Invoice", "Replay"):
+        assert getattr(metricaos_sdk, name).__module__.startswith("metricaos_sdk.billing")
+    with pytest.raises(AttributeError):
+        metricaos_sdk.NoSuchName  # noqa: B018
