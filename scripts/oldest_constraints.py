@@ -3,7 +3,8 @@
     python3 scripts/oldest_constraints.py > oldest.txt
     pip install -e ".[test]" -c oldest.txt
 
-Runtime dependencies and every extra (``test`` included) are pinned to their ``>=`` bound, markers kept, so
+Runtime dependencies and every extra (``test`` included; not ``bench``, the peers ``python -m benchmarks``
+measures beside us, which are no part of what we support) are pinned to their ``>=`` bound, markers kept, so
 CI can run the suite on the oldest releases a user may have (.ci/run). A lower bound that cannot be
 installed, or does not work, is raised in pyproject.toml rather than worked around here.
 """
@@ -20,6 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
+NOT_PINNED = {"bench"}
 REQUIREMENT = re.compile(r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?P<specs>[^;]*)(?:;(?P<marker>.*))?$")
 
 
@@ -40,8 +42,9 @@ def lowest(requirement: str) -> tuple[str, str, str] | None:
 def constraints(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     project = tomllib.loads(pyproject.read_text())["project"]
     requirements = list(project.get("dependencies", []))
-    for extra in project.get("optional-dependencies", {}).values():
-        requirements.extend(extra)
+    for name, extra in project.get("optional-dependencies", {}).items():
+        if name not in NOT_PINNED:
+            requirements.extend(extra)
     pins: dict[tuple[str, str], str] = {}
     for requirement in requirements:
         found = lowest(requirement)

@@ -65,3 +65,36 @@ def test_reports_benchmark_measures_every_part(tmp_path: Path) -> None:
     assert set(out["pages"]) == {"business_page_s", "customer_page_s", "customer_json_s"}
     assert out["write_events_per_s"]["with_rollup"] > 0 and out["write_events_per_s"]["without_rollup"] > 0
     assert isinstance(out["postgres"], (str, dict))
+
+
+def test_suite_runs_every_case_and_counts_what_each_variant_recorded(tmp_path: Path) -> None:
+    """``python -m benchmarks --quick``: every case, figures > 0, and each variant's spans/events checked against
+    the calls it made (a peer installed beside us must have recorded its core case, chat plain sync, one per call)."""
+    out = tmp_path / "suite.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+                            cwd=BENCHMARKS.parent, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["machine"]["cores"] and report["machine"]["python"] and report["packages"]["openai"]
+    assert [case["id"] for case in report["cases"]] == [
+        "chat-sync", "chat-async", "chat-stream", "responses-stream", "anthropic-stream",
+        "threads-1", "threads-8", "threads-32", "import", "pricing",
+    ]
+    sys.path.insert(0, str(BENCHMARKS))
+    import variants
+
+    for case in report["cases"]:
+        names = [row["variant"] for row in case["rows"]]
+        assert names[0] == ("metricaos" if case["kind"] == "pricing" else "bare") and "metricaos" in names
+        if case["kind"] in ("call", "threads"):
+            assert names[:4] == ["bare", "metricaos", "floor-noop-hook", "floor-usage-hook"]
+            skipped = {skip["variant"]: skip["reason"] for skip in case["skipped"]}
+            assert sorted(names[4:] + list(skipped)) == sorted(variants.PEERS), case  # each peer measured or skipped
+            assert all(reason for reason in skipped.values())
+        for row in case["rows"]:
+            assert row["value"] > 0 and row["baseline_value"] > 0, (case["case"], row)
+            if "records" in row and row["variant"] != "bare":
+                assert (row["status"] == "ok") == (row["records"] == row["calls_made"]), row
+                if row["variant"] == "metricaos" or case["id"] == "chat-sync":
+                    assert row["status"] == "ok", (case["case"], row)
+    assert "metricaos_sdk:" not in result.stderr  # no metering fault logged while measuring
