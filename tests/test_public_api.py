@@ -34,13 +34,15 @@ def test_py_typed_is_shipped():
 
 
 def test_reports_and_billing_names_load_when_first_used():
-    """``import metricaos_sdk`` loads neither billing nor the reports beyond the usage summary (a metered app pays
-    for its import at start); every listed name still resolves, and each is listed once."""
+    """``import metricaos_sdk`` loads neither billing, nor the reports beyond the usage summary, nor a delivery
+    destination (a metered app pays for its import at start); every listed name still resolves."""
     import subprocess
     import sys
 
     code = ("import sys, metricaos_sdk; print(sorted(m for m in sys.modules if m.startswith('metricaos_sdk.billing') "
-            "or (m.startswith('metricaos_sdk.reports.') and m != 'metricaos_sdk.reports.summary')))")
+            "or (m.startswith('metricaos_sdk.reports.') and m != 'metricaos_sdk.reports.summary') or m in "
+            "('metricaos_sdk.delivery.openmeter', 'metricaos_sdk.delivery.stripe', 'metricaos_sdk.delivery.lago', "
+            "'metricaos_sdk.delivery.http_json', 'metricaos_sdk.delivery.otel', 'metricaos_sdk.delivery.postgres')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     import metricaos_sdk
@@ -50,6 +52,10 @@ def test_reports_and_billing_names_load_when_first_used():
                                               "totals_text", *reports._WHERE})
     for name in reports.__all__:
         assert getattr(reports, name) is not None
+    import metricaos_sdk.delivery as delivery
+
+    for name in ("HTTPJSON", "Lago", "OpenMeter", "StripeMeter"):
+        assert getattr(delivery, name).__module__.startswith("metricaos_sdk.delivery.")
     for name in ("Billing", "PricePlan", "Invoice", "Replay"):
         assert getattr(metricaos_sdk, name).__module__.startswith("metricaos_sdk.billing")
     with pytest.raises(AttributeError):

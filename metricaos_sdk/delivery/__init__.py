@@ -11,24 +11,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .destination import Destination, Result
-from .http_json import HTTPJSON
-from .lago import Lago
-from .openmeter import OpenMeter
 from .outbox import Outbox, Status
-from .stripe import StripeMeter
 from .worker import Delivery, DeliveryPolicy
 
 if TYPE_CHECKING:
+    from .http_json import HTTPJSON
+    from .lago import Lago
+    from .openmeter import OpenMeter
     from .otel import OpenTelemetry
     from .postgres import PostgreSQL
+    from .stripe import StripeMeter
 
 __all__ = ["HTTPJSON", "Delivery", "DeliveryPolicy", "Destination", "Lago", "OpenMeter", "OpenTelemetry",
            "Outbox", "PostgreSQL", "Result", "Status", "StripeMeter"]
 
-_OPTIONAL = {"OpenTelemetry": "otel", "PostgreSQL": "postgres"}
-"""Destinations whose module needs an optional extra, imported when first named: importing this package never
-imports their client library (``PostgreSQL`` needs psycopg: ``pip install 'metricaos-sdk[postgres]'``;
-``OpenTelemetry`` the OpenTelemetry SDK: ``pip install 'metricaos-sdk[otel]'``)."""
+_OPTIONAL = {"OpenTelemetry": "otel", "PostgreSQL": "postgres", "HTTPJSON": "http_json", "Lago": "lago",
+             "OpenMeter": "openmeter", "StripeMeter": "stripe"}
+"""Destinations, imported when first named: importing this package (which ``import metricaos_sdk`` does) never
+imports a destination the app does not use, nor the client library of one that needs an optional extra
+(``PostgreSQL`` needs psycopg: ``pip install 'metricaos-sdk[postgres]'``; ``OpenTelemetry`` the OpenTelemetry
+SDK: ``pip install 'metricaos-sdk[otel]'``)."""
 
 
 def __getattr__(name: str) -> Any:
