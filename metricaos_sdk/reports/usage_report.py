@@ -32,6 +32,17 @@ DIMENSIONS: dict[str, str | None] = {
 """What a report can be grouped by, and the column each reads (``day`` and ``hour`` are the UTC day and hour)."""
 
 _PRODUCT = "(" + ", ".join(f"'{t}'" for t in sorted(PRODUCT_EVENT_TYPES)) + ")"
+_COLUMNS = {"customer": "customer_id", "user": "user_id", "feature": "feature", "model": "model",
+            "provider": "provider", "environment": "environment", "status": "status"}
+_NARROWING = ("customer", "user", "feature", "model", "provider", "environment")
+"""The filters that narrow on a key column (the rollups hold these; ``status`` only the events do)."""
+_CALL = f"(event_type NOT IN {_PRODUCT})"
+"""SQL: the event is an LLM call (not an action, custom usage or an outcome)."""
+
+
+def _billable(source: EventSource) -> str:
+    """SQL: the billable flag as a boolean (an integer column in SQLite)."""
+    return "billable" if source.dialect == "postgres" else "billable = 1"
 
 
 @dataclass(frozen=True)
@@ -64,17 +75,19 @@ class Filters:
         if self.until is not None:
             conditions.append("timestamp < ?")
             params.append(source.moment(self.until))
-        for name, column in (("customer", "customer_id"), ("user", "user_id"), ("feature", "feature"),
-                             ("model", "model"), ("provider", "provider"), ("environment", "environment"),
-                             ("status", "status")):
+        self.equalities(source, (*_NARROWING, "status"), conditions, params)
+        return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+    def equalities(self, source: EventSource, names: Iterable[str], conditions: list[str], params: list[Any]) -> None:
+        """Append ``column = ?`` for each of the fields ``names`` that is set, and for ``billable``."""
+        for name in names:
             value = getattr(self, name)
             if value is not None:
-                conditions.append(f"{column} = ?")
+                conditions.append(f"{_COLUMNS[name]} = ?")
                 params.append(value)
         if self.billable is not None:
             conditions.append("billable = ?")
             params.append(self.billable if source.dialect == "postgres" else int(self.billable))
-        return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 @dataclass(frozen=True)
@@ -175,9 +188,8 @@ _ROW_SUMS = ("sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), s
 
 def _events_query(source: EventSource, by: str, filters: Filters) -> tuple[str, list[Any]]:
     where, params = filters.where(source)
-    call = f"(event_type NOT IN {_PRODUCT})"
-    billable = "billable" if source.dialect == "postgres" else "billable = 1"
-    return (f"SELECT {key_expression(source, by)}, {billable}, {call}, count(*), {_ROW_SUMS}, "
+    billable = _billable(source)
+    return (f"SELECT {key_expression(source, by)}, {billable}, {_CALL}, count(*), {_ROW_SUMS}, "
             f"sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN usage_status = 'estimated' THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), {', '.join(source.cost_sum().aggregates)}, "
@@ -198,15 +210,7 @@ def _rollup_query(source: EventSource, by: str, filters: Filters, first_day: dat
         if value is not None:
             conditions.append(condition)
             params.append(rollup.day(value))
-    for name, column in (("customer", "customer_id"), ("user", "user_id"), ("feature", "feature"),
-                         ("model", "model"), ("provider", "provider"), ("environment", "environment")):
-        value = getattr(filters, name)
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            params.append(value)
-    if filters.billable is not None:
-        conditions.append("billable = ?")
-        params.append(filters.billable if source.dialect == "postgres" else int(filters.billable))
+    filters.equalities(source, _NARROWING, conditions, params)
     return (f"SELECT {key}, billable, is_call, sum(events), {_ROW_SUMS}, sum(unpriced), sum(estimated), sum(failed), "
             f"{', '.join(rollup.money)} FROM {table} WHERE {' AND '.join(conditions)} GROUP BY 1, 2, 3"), params
 
@@ -222,8 +226,7 @@ def _needs_users(by: str, filters: Filters) -> bool:
 
 def _rollup_can(by: str, filters: Filters) -> bool:
     """Whether one of the rollups holds the key ``by`` and every column ``filters`` narrows on."""
-    used = {by} | {name for name in ("customer", "user", "feature", "model", "provider", "environment")
-                   if getattr(filters, name) is not None}
+    used = {by} | {name for name in _NARROWING if getattr(filters, name) is not None}
     return used <= (_USER_ROLLUP if _needs_users(by, filters) else _MAIN_ROLLUP)
 
 
@@ -252,6 +255,17 @@ def _plan(source: EventSource, by: str, filters: Filters) -> list[tuple[str, lis
     return queries
 
 
+def _sums(is_call: bool, counts: tuple[Any, ...] | list[Any], cost: Decimal, credits: Decimal) -> Sums:
+    """A row's :class:`Sums`: ``counts`` are count, the six token sums, unpriced, estimated, failed."""
+    count, inp, outp, cached, write, reasoning, total, unpriced, estimated, failed = counts
+    if not is_call:  # an action's (or custom usage's) tokens and cost are its calls': only its credits are its own
+        return Sums(credits=credits, events=int(count))
+    return Sums(requests=int(count), input_tokens=int(inp), output_tokens=int(outp), cached_input_tokens=int(cached),
+                cache_write_tokens=int(write), reasoning_tokens=int(reasoning), total_tokens=int(total),
+                cost_usd=cost, credits=credits, unpriced_requests=int(unpriced), estimated_requests=int(estimated),
+                failed_requests=int(failed), events=int(count))
+
+
 def grouped_sums(source: EventSource, by: str, filters: Filters) -> dict[tuple[Any, bool], Sums]:
     """:class:`Sums` per (key of dimension ``by``, billable) for the events ``filters`` selects."""
     cost, credits = source.cost_sum(), source.credit_sum()
@@ -261,19 +275,11 @@ def grouped_sums(source: EventSource, by: str, filters: Filters) -> dict[tuple[A
     for sql, params in _plan(source, by, filters):
         for row in source.query(sql, params):
             key, is_billable, is_call = row[0], bool(row[1]), bool(row[2])
-            count, inp, outp, cached, write, reasoning, total, unpriced, estimated, failed = row[3:13]
             cost_value, cost_left = cost.value(tuple(row[13:13 + n_cost]))
             credit_value, credits_left = credits.value(tuple(row[13 + n_cost:]))
             slow_cost |= bool(cost_left) and bool(is_call)
             slow_credits |= bool(credits_left)
-            if is_call:
-                sums = Sums(requests=int(count), input_tokens=int(inp), output_tokens=int(outp),
-                            cached_input_tokens=int(cached), cache_write_tokens=int(write),
-                            reasoning_tokens=int(reasoning), total_tokens=int(total), cost_usd=cost_value,
-                            credits=credit_value, unpriced_requests=int(unpriced), estimated_requests=int(estimated),
-                            failed_requests=int(failed), events=int(count))
-            else:  # an action's (or custom usage's) tokens and cost are its calls': only its credits are its own
-                sums = Sums(credits=credit_value, events=int(count))
+            sums = _sums(is_call, row[3:13], cost_value, credit_value)
             slot = (key, is_billable)
             out[slot] = out[slot] + sums if slot in out else sums
     if slow_cost or slow_credits:
@@ -300,15 +306,8 @@ def _postgres_sums(source: EventSource, dims: list[str], filters: Filters) -> di
         grouping = row[n + 2]
         index = next(i for i in range(n) if not grouping & (1 << (n - 1 - i)))  # the one key this row is grouped by
         key, is_billable, is_call = row[index], bool(row[n]), bool(row[n + 1])
-        count, inp, outp, cached, write, reasoning, total, unpriced, estimated, failed, cost, credit = row[n + 3:]
-        if is_call:
-            sums = Sums(requests=int(count), input_tokens=int(inp), output_tokens=int(outp),
-                        cached_input_tokens=int(cached), cache_write_tokens=int(write), reasoning_tokens=int(reasoning),
-                        total_tokens=int(total), cost_usd=Decimal(cost or 0), credits=Decimal(credit or 0),
-                        unpriced_requests=int(unpriced), estimated_requests=int(estimated), failed_requests=int(failed),
-                        events=int(count))
-        else:
-            sums = Sums(credits=Decimal(credit or 0), events=int(count))
+        cost, credit = row[n + 13:]
+        sums = _sums(is_call, row[n + 3:n + 13], Decimal(cost or 0), Decimal(credit or 0))
         groups = out[dims[index]]
         slot = (key, is_billable)
         groups[slot] = groups[slot] + sums if slot in groups else sums
@@ -331,14 +330,13 @@ def _add_slow_rows(source: EventSource, key_sql: str, filters: Filters, out: dic
                    cost: bool, credits: bool) -> None:
     """Sum, as ``Decimal``, the few amounts the SQL integer sums left out (see :mod:`.exact`)."""
     where, params = filters.where(source)
-    billable = "billable" if source.dialect == "postgres" else "billable = 1"
-    call = f"(event_type NOT IN {_PRODUCT})"
+    billable = _billable(source)
     for column, wanted, exact in (("cost_usd", cost, source.cost_sum()), ("credits", credits, source.credit_sum())):
         if not wanted or exact.slow is None:
             continue
         joined = f"{where} AND {exact.slow}" if where else f"WHERE {exact.slow}"
         for key, is_billable, is_call, value in source.query(
-                f"SELECT {key_sql}, {billable}, {call}, {column} FROM {source.table} {joined}", params):
+                f"SELECT {key_sql}, {billable}, {_CALL}, {column} FROM {source.table} {joined}", params):
             if column == "cost_usd" and not is_call:
                 continue
             slot = (key, bool(is_billable))
