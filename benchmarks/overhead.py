@@ -200,7 +200,7 @@ class NullSink:
         pass
 
 
-def _no_finish(call, **outcome) -> None:
+def _no_finish(call, outcome) -> None:
     pass
 
 

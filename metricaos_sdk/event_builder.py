@@ -15,10 +15,11 @@ from .events import UsageEvent
 from .faults import safe_text
 from .providers.estimate import estimate_input_tokens
 from .usage import Usage
-from .wrappers.call import MeteredCall
 
 if TYPE_CHECKING:
     from .meter import Meter
+    from .outcome import CallOutcome
+    from .wrappers.call import MeteredCall
 
 __all__ = ["build_event", "quote_call"]
 
@@ -29,10 +30,11 @@ _warned_unpriced: set[tuple[str, str | None]] = set()
 _PRICED_AS_INVOKED = frozenset({"bedrock"})
 
 
-def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | None, problem: str | None,
-                 model: str | None, response_id: str | None, service_tier: str | None,
-                 content_chunks: int | None, error_type: str | None, duration_ms: float,
-                 output_estimate: tuple[int, str] | None = None, partial: Usage | None = None) -> UsageEvent:
+def build_event(meter: Meter, call: MeteredCall, outcome: CallOutcome) -> UsageEvent:
+    """The event of ``call``, ended as ``outcome`` says: its usage (reported, estimated, invalid or none), price,
+    billable decision and attribution. Pure: no I/O (the quota engine adds credits and overage after)."""
+    status, usage, problem, model = outcome.status, outcome.usage, outcome.problem, outcome.model
+    service_tier = outcome.service_tier
     answered = call.http_status is not None and 200 <= call.http_status < 300
     if usage is not None:
         usage_status = "reported"
@@ -42,7 +44,9 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
         # The provider answered but we have no usage: an abandoned or failed stream, or an unread body.
         # Output: counted over the text received where the endpoint can find it (OutputText), else one
         # token per streamed event.
-        output, output_method = output_estimate or (content_chunks or 0, "output counted as one token per streamed event")
+        output, output_method = outcome.output_estimate or (outcome.content_chunks or 0,
+                                                            "output counted as one token per streamed event")
+        partial = outcome.partial
         if partial is not None:  # the input side arrived (Anthropic's message_start): keep it
             usage = replace(partial, output_tokens=max(partial.output_tokens, output))
             method = "input as reported when the stream started"
@@ -94,9 +98,9 @@ def build_event(meter: Meter, call: MeteredCall, status: str, usage: Usage | Non
         "web_search_requests": usage.web_search_requests, "usage_status": usage_status, "usage_problem": problem,
         "cost_usd": cost, "price_status": price_status, "price_id": price_id, "price_table_version": table_version,
         "price_effective_from": effective_from, "service_tier": service_tier,
-        "billable": billable, "status": status, "error_type": error_type, "http_status": call.http_status,
-        "streamed": call.streamed, "duration_ms": round(duration_ms, 3), "attempts": call.attempts,
-        "request_id": response_id, "sdk_version": __version__,
+        "billable": billable, "status": status, "error_type": outcome.error_type, "http_status": call.http_status,
+        "streamed": call.streamed, "duration_ms": round(outcome.duration_ms, 3), "attempts": call.attempts,
+        "request_id": outcome.response_id, "sdk_version": __version__,
         # set by the quota engine
         "credits": None, "credit_rule": None, "overage": None, "overage_cost_usd": None,
         "action_id": action.id if action is not None else None,

@@ -8,27 +8,20 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx2
 
-from . import product_events
 from ._fork import close_at_exit, forget_at_exit, renew_after_fork
-from .actions import ON_FAILURE, ActionRun, ActionScope, ActionSpec, OnFailure, current_action
+from .actions import ON_FAILURE, ActionRun, ActionScope, ActionSpec, OnFailure
 from .billable import BillableRules
+from .call_path import CallPath
 from .config import MeterConfig, load_delivery_file
 from .context import Attribution, AttributionScope, current_attribution
-from .delivery import Delivery, Destination
-from .delivery.attach import attach
-from .delivery.settings import destinations_from
-from .errors import ConfigurationError, QuotaExceeded, QuotaUnavailable, UnpricedModel
-from .event_builder import build_event, quote_call
+from .errors import ConfigurationError
 from .events import UsageEvent
-from .faults import Fault, log_fault, safe_url
-from .health import Health
+from .faults import Fault, log_fault
 from .pricing import RateTable
-from .providers.hosts import provider_for, server_address
-from .providers.openai import rejects_stream_options, sends_stream_usage_unasked
 from .quota import (
     CreditRule,
     CreditRules,
@@ -47,11 +40,17 @@ from .quota.statuses import limit_statuses
 from .reports import UsageSummary, summarize
 from .sinks import EventQuery, Sink, SQLiteSink
 from .storage.database import Database
-from .usage import Usage
 from .worker import BackgroundWorker
 from .wrappers.call import MeteredCall
-from .wrappers.clients import SUPPORTED, ClientKind, client_kind
+from .wrappers.clients import SUPPORTED, client_kind
 from .wrappers.hooks import instrument
+
+if TYPE_CHECKING:
+    from .delivery import Delivery, Destination
+    from .health import Health
+
+# Delivery, actions' product events and the health record are imported when first used: a metered app that
+# never uses them does not pay for them at ``import metricaos_sdk`` (issue 16's import budget).
 
 __all__ = ["Meter"]
 
@@ -60,7 +59,7 @@ C = TypeVar("C")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Meter:
+class Meter(CallPath):
     """Meters every LLM call of the clients it wraps.
 
     ``Meter("metricaos.db")`` records into a local SQLite file (events, quotas and reservations in one
@@ -143,8 +142,14 @@ class Meter:
         self._quotas.attach(self._worker)
         renew_after_fork(self, _lock=threading.Lock, _open_calls=set)  # the parent's open calls are its own
         if not deliver_to and self.config.delivery_config:
+            from .delivery.settings import destinations_from
+
             deliver_to = destinations_from(load_delivery_file(self.config.delivery_config))
-        self.delivery: Delivery | None = attach(sink, deliver_to, self.config, self._fault) if deliver_to else None
+        self.delivery: Delivery | None = None
+        if deliver_to:
+            from .delivery.attach import attach
+
+            self.delivery = attach(sink, deliver_to, self.config, self._fault)
         """Where committed events are sent on (``deliver_to=``): its ``status()`` says how far each destination is."""
         self._closed = False
         self._warned_closed = False
@@ -248,6 +253,8 @@ class Meter:
         (``CreditRule(per_unit={"page": "0.5"})``) and drawn from the customer's credits; never refused —
         the usage happened (run the work in :meth:`action` to refuse it beforehand). ``cost_usd``: what it cost
         you, if known. Attribution as in :meth:`context`; the current context fills what is not given."""
+        from . import product_events
+
         return product_events.record_usage(
             self, unit, quantity, idempotency_key=idempotency_key, event_type="usage", timestamp=timestamp,
             attribution=Attribution(customer_id, user_id, workspace_id, feature, environment, dict(tags or {})),
@@ -260,6 +267,8 @@ class Meter:
         """Record an outcome the customer pays for (``"resolved_ticket"``): custom usage of unit ``name``,
         quantity 1, ``event_type="outcome"``. Events are never edited: an outcome reversed later (the ticket was
         reopened) is reversed by an adjustment in the billing ledger, not here."""
+        from . import product_events
+
         return product_events.record_usage(
             self, name, 1, idempotency_key=idempotency_key, event_type="outcome", timestamp=timestamp,
             attribution=Attribution(customer_id, user_id, workspace_id, feature, environment, dict(tags or {})))
@@ -365,6 +374,8 @@ class Meter:
     def health(self) -> Health:
         """What the meter holds and how it fared: faults, events not yet committed (and those held in memory only,
         the journal being unavailable), open streams, and the quota store's state."""
+        from .health import Health
+
         sink_health = getattr(self.sink, "health", None)
         sink = sink_health() if callable(sink_health) else {}
         deliveries = self.delivery.status() if self.delivery is not None else []
@@ -377,152 +388,19 @@ class Meter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- used by the wrappers -----------------------------------------------------------------------
-    def _begin_call(self, kind: ClientKind, options: Any, client: Any = None) -> tuple[MeteredCall, Any] | None:
-        """Before the SDK sends anything: None for unmetered paths; raises QuotaExceeded when exhausted."""
-        endpoint = kind.endpoints.get(options.url)
-        if endpoint is None or options.method.lower() != "post":
-            return None
-        if self._closed:
-            if not self._warned_closed:
-                self._warned_closed = True
-                log.warning("metricaos_sdk: a client of a closed meter made a call; it is not metered (nor are "
-                            "later ones): close the meter only when its clients are done")
-            return None
-        attribution = current_attribution()
-        if attribution.environment is None and self.config.environment is not None:
-            attribution = attribution.merged(Attribution(environment=self.config.environment))
-        call = None
-        try:
-            body = options.json_data
-            if type(body) is not dict and not isinstance(body, Mapping):
-                body = None
-            deployment = kind.deployment(client, body) if kind.deployment is not None and client is not None else None
-            provider, address = self._server_of(kind, client)
-            path = options.url if "?" not in options.url else options.url.partition("?")[0]  # /v1/messages?beta=true
-            call = MeteredCall(self, endpoint, provider, path, body, attribution, deployment=deployment)
-            call.server_address = address
-            call.action = current_action()
-            if deployment is not None:
-                call.requested_model = deployment  # Azure: what the request was routed to; the event's model is the answer's
-            if self.unpriced == "refuse" and not self._priceable(call):
-                raise UnpricedModel(call.provider, call.requested_model)
-            if attribution.customer_id is not None:
-                self._quotas.begin(call)  # reserve; raises QuotaExceeded / RateLimited / QuotaUnavailable only
-            if body is not None and endpoint.injects_stream_usage and call.streamed and "stream_options" not in body \
-                    and "stream_options" not in (options.extra_json or {}) and self._asks_stream_usage(client):
-                options = options.model_copy(update={"json_data": {**body, "stream_options": {"include_usage": True}}})
-                call.injected_usage = True
-            if call.streamed:
-                self._track_open(call)
-            return call, options
-        except (QuotaExceeded, QuotaUnavailable, UnpricedModel):
-            raise  # the decisions the caller asked for: nothing is sent
-        except Exception:
-            if call is not None:
-                self._quotas.abandon(call)
-            self._fault("could not start metering a call; it runs unmetered")
-            return None
-
-    def _server_of(self, kind: ClientKind, client: Any) -> tuple[str, str | None]:
-        """The provider and server host of a call by ``client``: a plain openai client is named by its base URL
-        (``providers/hosts.py``, the user's ``provider_hosts`` first); the others by their class. Cached per
-        base URL (``with_options(base_url=...)`` copies share the hook, not the URL)."""
-        base_url = getattr(client, "base_url", None)
-        if base_url is None:
-            return kind.provider, None
-        key = (kind.provider, str(base_url))
-        known = self._servers.get(key)
-        if known is None:
-            provider = provider_for(key[1], self._provider_hosts) if kind.by_base_url else kind.provider
-            known = self._servers[key] = (provider, server_address(key[1]))
-        return known
-
-    def _asks_stream_usage(self, client: Any) -> bool:
-        """Whether to ask ``client``'s server for stream usage: not where it refused the request, nor where it
-        sends usage unasked anyway (the meter would hide a chunk the caller is used to); cached per base URL."""
-        base_url = str(client.base_url)
-        asks = self._asks.get(base_url)
-        if asks is None:
-            asks = self._asks[base_url] = not sends_stream_usage_unasked(base_url)
-        return asks and base_url not in self._refused_usage_request
-
-    def _priceable(self, call: MeteredCall) -> bool:
-        """Whether the rate table can price the requested model (or a fallback rate covers it); cached."""
-        key = (call.provider, call.requested_model, call.deployment)
-        known = self._priceable_cache.get(key)
-        if known is None:
-            quote = quote_call(self, call, call.requested_model, Usage(), None)
-            known = self._priceable_cache[key] = quote.price_status != "unpriced"
-        return known
-
-    def _usage_request_refused(self, call: MeteredCall, exc: BaseException, client: Any) -> bool:
-        """Whether ``exc`` is a server refusing the ``stream_options`` we added; if so, its base URL is
-        remembered (later streams there are sent as the caller wrote them, their usage estimated) and the
-        hook sends the call once more without it. Never raises."""
-        try:
-            if not rejects_stream_options(exc):
-                return False
-            base_url = str(client.base_url)
-            self._refused_usage_request.add(base_url)
-            call.injected_usage = False
-            log.warning("metricaos_sdk: %s refused stream_options.include_usage; its streams are sent as written "
-                        "and their usage is estimated", safe_url(base_url))
-            return True
-        except Exception:
-            self._fault("could not handle a refused stream usage request")
-            return False
-
-    def _track_open(self, call: MeteredCall) -> None:
-        """Count ``call`` among the open ones, which :meth:`close` finishes as cancelled."""
-        with self._lock:
-            self._open_calls.add(call)
-            call.open = True
-
-    def _finish_abandoned(self, call: MeteredCall) -> None:
-        tap = call.tap() if call.tap is not None else None
-        if tap is not None:
-            try:
-                tap.abandon()  # with what its body showed so far: text received, counts of a cut stream
-            except Exception:
-                self._fault("could not finish an abandoned stream from what it showed; recorded without it")
-        call.finish(status="cancelled")  # a no-op once the tap has finished it
-
-    def _finish_call(self, call: MeteredCall, *, status: str, usage: Usage | None, problem: str | None,
-                     model: str | None, response_id: str | None, service_tier: str | None,
-                     content_chunks: int | None, error_type: str | None, duration_ms: float,
-                     output_estimate: tuple[int, str] | None = None, partial: Usage | None = None) -> None:
-        try:
-            if call.open:
-                with self._lock:
-                    self._open_calls.discard(call)
-            event = build_event(self, call, status, usage, problem, model, response_id, service_tier,
-                                      content_chunks, error_type, duration_ms, output_estimate, partial)
-        except Exception:
-            self._quotas.finish(call, None)  # the reservation is settled at its estimate, never left held
-            self._fault("could not record a call")
-            return
-        # Settle the reservation (or release it: not billable) and add credits/overage; never raises.
-        event = self._quotas.finish(call, event)  # type: ignore[assignment]
-        if call.action is not None:
-            call.action.note_call(event.cost_usd, event.input_tokens, event.output_tokens)
-        self._record(event)
-
-    def _record(self, event: UsageEvent) -> None:
-        try:
-            self.sink.write([event])
-        except Exception:
-            self._fault(f"sink {type(self.sink).__name__} failed to write event {event.id}")
-
     # -- used by actions ----------------------------------------------------------------------------
     def _start_action(self, run: ActionRun) -> None:
         if self._closed or not self.config.enabled:
             run.attribution = current_attribution().merged(run.spec.attribution)
             return
+        from . import product_events
+
         product_events.start_action(self, run)
 
     def _end_action(self, run: ActionRun, exc: BaseException | None) -> None:
         if not self._closed and self.config.enabled:
+            from . import product_events
+
             product_events.end_action(self, run, exc)
 
     def _plan_of(self, customer_id: str) -> str | None:

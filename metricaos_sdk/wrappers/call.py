@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import Attribution
 from ..events import new_event_id
+from ..outcome import CallOutcome
 from ..providers.base import Endpoint, InvalidUsage
 from ..providers.openai import reported_cost
-from ..usage import Usage
 from ..worker import in_finalizer_context
 
 if TYPE_CHECKING:
@@ -106,49 +106,25 @@ class MeteredCall:
     def finished(self) -> bool:
         return not self._once
 
-    def finish(
-        self,
-        *,
-        status: str,
-        usage: Usage | None = None,
-        problem: str | None = None,
-        model: str | None = None,
-        response_id: str | None = None,
-        service_tier: str | None = None,
-        content_chunks: int | None = None,
-        error_type: str | None = None,
-        output_estimate: tuple[int, str] | None = None,
-        partial: Usage | None = None,
-    ) -> None:
+    def finish(self, status: str, **observed: Any) -> None:
         """Build and record the event; later calls do nothing. Never raises.
 
-        ``partial``: counts that arrived although ``usage`` did not (a stream cut short after Anthropic's
-        ``message_start``): kept as they are, with only the output estimated."""
+        ``observed``: the other fields of :class:`~metricaos_sdk.outcome.CallOutcome` — the usage, the model and
+        ids the response named, and for a stream cut short its counts (``partial``: counts that arrived although
+        ``usage`` did not, kept as they are, with only the output estimated)."""
+        outcome = CallOutcome(status, **observed)
+        outcome.duration_ms = (time.perf_counter() - self._t0) * 1000.0  # when it ended, even if recorded later
         if in_finalizer_context():  # a garbage collection runs on this thread: record from the worker
-            self.meter._defer(lambda: self.finish(status=status, usage=usage, problem=problem, model=model,
-                                                  response_id=response_id, service_tier=service_tier,
-                                                  content_chunks=content_chunks, error_type=error_type,
-                                                  output_estimate=output_estimate, partial=partial))
+            self.meter._defer(lambda: self._finish(outcome))
             return
+        self._finish(outcome)
+
+    def _finish(self, outcome: CallOutcome) -> None:
         try:
             self._once.pop()
         except IndexError:
             return
-        duration_ms = (time.perf_counter() - self._t0) * 1000.0
-        self.meter._finish_call(
-            self,
-            status=status,
-            usage=usage,
-            problem=problem,
-            model=model,
-            response_id=response_id,
-            service_tier=service_tier,
-            content_chunks=content_chunks,
-            error_type=error_type,
-            partial=partial,
-            duration_ms=duration_ms,
-            output_estimate=output_estimate,
-        )
+        self.meter._finish_call(self, outcome)
 
     def observe_body(self, data: dict[str, Any]) -> None:
         """Keep what a body the SDK already read says (its top-level JSON fields); the hook finishes with it."""
@@ -166,9 +142,9 @@ class MeteredCall:
         """``request()`` returned: unless a body tap took the call over, finish it with what the body said."""
         if not self.tapped and self._once:
             if self.observed is not None:
-                self.finish(status="ok", **self.observed)
+                self.finish("ok", **self.observed)
             else:
-                self.finish(status="ok", problem="the response body was not observed")
+                self.finish("ok", problem="the response body was not observed")
 
     def fail(self, exc: BaseException) -> None:
         """The SDK raised out of ``request()``: an error event (with the usage of a 2xx body it could not use)."""
