@@ -32,13 +32,13 @@ from .quota import (
     SQLiteQuotaStore,
     UsageTotals,
 )
-from .quota.backends import RedisQuotaStore
 from .reports import LimitStatus, Totals, UsageSummary
 from .sinks import EventQuery, MemorySink, Sink, SQLiteSink
 from .usage import Usage
 
 if TYPE_CHECKING:
     from .billing import Adjustment, Billing, Charge, CreditPack, Invoice, InvoiceLine, PricePlan, Replay
+    from .quota.backends.redis import RedisQuotaStore
 
 _BILLING = ("Adjustment", "Billing", "Charge", "CreditPack", "Invoice", "InvoiceLine", "PricePlan", "Replay")
 
@@ -50,6 +50,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(billing, name)
         globals()[name] = value
         return value
+    if name == "RedisQuotaStore":  # most processes never use it
+        from .quota.backends.redis import RedisQuotaStore
+
+        globals()[name] = RedisQuotaStore
+        return RedisQuotaStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [

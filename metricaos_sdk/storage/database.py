@@ -27,13 +27,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .._fork import renew_after_fork
 from ..errors import ConfigurationError
-from .migrations import READ_NEEDS, migrations
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+# sqlite-utils (and its plugin machinery: pluggy, click) is imported when a database is first opened, not
+# with the package: it was a fifth of what ``import metricaos_sdk`` cost a process that never opens one.
 
 __all__ = ["Database", "immediate_transaction"]
 
@@ -103,6 +106,10 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
             conn.execute("PRAGMA busy_timeout=30000")
+            import sqlite_utils
+
+            from .migrations import migrations
+
             db = sqlite_utils.Database(conn)
             with self.lock:
                 try:
@@ -128,6 +135,8 @@ class Database:
                 raise
             conn = self._connect_read_only(uri + "&immutable=1")
         try:
+            import sqlite_utils
+
             _check_schema(self.path, sqlite_utils.Database(conn))
         except BaseException:
             conn.close()
@@ -148,6 +157,8 @@ class Database:
 
     def sqlite_utils(self) -> sqlite_utils.Database:
         """The same connection as a ``sqlite_utils.Database`` (for reports and the CLI)."""
+        import sqlite_utils
+
         return sqlite_utils.Database(self.connection())
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -166,6 +177,8 @@ class Database:
 
 def _check_schema(path: Path, db: sqlite_utils.Database) -> None:
     """Refuse a database whose migrations differ from this version's (a read-only open cannot migrate)."""
+    from .migrations import READ_NEEDS, migrations
+
     known = [m.name for m in migrations._migrations]
     applied = [m.name for m in migrations.applied(db)]
     unknown = [name for name in applied if name not in known]
