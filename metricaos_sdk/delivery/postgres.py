@@ -140,6 +140,11 @@ class PostgreSQL:
                 copy.set_types(self._types)
                 for row in rows:
                     copy.write_row(row)
+            # The rollups' advisory lock (m004) before the first row reaches the table, as _write_insert does: the
+            # statement trigger takes it only after the INSERT has placed its rows, and a concurrent writer of an
+            # overlapping batch waits on one of those rows while holding the lock — a deadlock PostgreSQL breaks
+            # by failing one of them (seen in CI: the batch came back as a retry).
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (rollup_lock_key(self.table),))
             cur.execute(self._from_stage)  # the staged rows go at commit (ON COMMIT DELETE ROWS)
 
     def _write_insert(self, conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> None:
