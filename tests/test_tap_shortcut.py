@@ -22,7 +22,7 @@ from metricaos_sdk.providers.anthropic import MESSAGES
 from metricaos_sdk.providers.openai import CHAT
 from metricaos_sdk.sinks import MemorySink
 from metricaos_sdk.wrappers.call import MeteredCall
-from metricaos_sdk.wrappers.taps import SSETap
+from metricaos_sdk.wrappers.sse_tap import SSETap
 
 _METER = Meter(sink=MemorySink())
 USAGE = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}

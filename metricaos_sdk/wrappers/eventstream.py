@@ -19,7 +19,7 @@ import struct
 from typing import Any
 
 from .call import MeteredCall
-from .taps import SSETap
+from .sse_tap import SSETap
 
 __all__ = ["EventStreamTap"]
 

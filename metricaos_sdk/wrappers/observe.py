@@ -21,7 +21,8 @@ from .call import MeteredCall
 from .decoding import make_decoder
 from .eventstream import EventStreamTap
 from .json_body import JSONTap
-from .taps import SSETap, Tap, live
+from .sse_tap import SSETap
+from .taps import Tap, live
 
 __all__ = ["observe_response"]
 
