@@ -97,6 +97,56 @@ def test_one_event_is_the_whole_read_or_nothing():
         assert one_event(chunk) is None, chunk
 
 
+def timeline(module, pieces: list[bytes]) -> list[tuple[int, str | None, str]]:
+    """The events an SDK decoder hands on, each with how many reads it had pulled by then."""
+    pulled = 0
+
+    def source():
+        nonlocal pulled
+        for piece in pieces:
+            pulled += 1
+            yield piece
+
+    return [(pulled, e.event, e.data) for e in module.SSEDecoder().iter_bytes(source())]
+
+
+def rewritten(pieces: list[bytes]) -> list[bytes]:
+    """What a filtering tap hands on for each read when it rewrites every event's data (to the same data): what
+    ``SSETap._emit`` does, nothing hidden."""
+    reader = EventReader()
+    out = []
+    for piece in pieces:
+        emitted = []
+        for item in reader.feed(piece):
+            if isinstance(item, Event):
+                emitted.append(item.with_data(item.data) if item.data_lines else item.raw())
+            elif item is CRLF_TAIL:
+                emitted.append(b"\n")
+            else:
+                emitted.append(item)
+        out.append(b"".join(emitted))
+    out[-1:] = [out[-1] + reader.rest()] if out else []
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(streams())
+@example((b"data:{}\r\n\r\n", []))  # rewritten as "data: {}\n\r\n", openai 3.0 held it back until the body ended
+@example((b"data:a\r\n\r\n\r\n\r\n", [12]))
+@example((b"data: a\rdata: b\n\n", []))  # a CR and an LF data line: the LF kept before the blank line
+def test_a_rewritten_event_reaches_the_sdk_at_the_same_read(stream):
+    """The tap rewrites an event (the ``"usage": null`` cut) in the line ends the server used: each SDK decoder,
+    the oldest releases' chunking ones too, hands each event on after the same read as it would the server's."""
+    body, cuts = stream
+    pieces = reads(body, cuts)
+    for module in (openai_streaming, anthropic_streaming):
+        try:
+            expected = timeline(module, pieces)
+        except UnicodeDecodeError:
+            return
+        assert timeline(module, rewritten(pieces)) == expected
+
+
 @settings(max_examples=200, deadline=None)
 @given(streams())
 def test_one_event_agrees_with_the_reader(stream):

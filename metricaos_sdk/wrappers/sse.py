@@ -45,11 +45,17 @@ class Event:
         was; its other lines as they were)."""
         out: list[bytes] = []
         data_lines = set(self.data_lines)
+        # The line end the server gave its last data line: the SDKs' older decoders hand an event on at a doubled
+        # line end of one kind (``\r\r``, ``\n\n``, ``\r\n\r\n``), so an LF before a CRLF blank line would hold
+        # it back (until the next event, or for good if the connection then fails). The last one, not the first:
+        # what follows it never starts with an LF a CR would take for its own.
+        last = self.lines[self.data_lines[-1]]
+        end = b"\r\n" if last.endswith(b"\r\n") else last[-1:] if last[-1:] in (b"\r", b"\n") else b"\n"
         for i, line in enumerate(self.lines):
             if i not in data_lines:
                 out.append(line)
             elif i == self.data_lines[0]:
-                out.extend(b"data: " + part + b"\n" for part in data.split(b"\n"))
+                out.extend(b"data: " + part + end for part in data.split(b"\n"))
         return b"".join(out)
 
     def raw(self) -> bytes:

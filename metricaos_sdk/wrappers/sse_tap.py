@@ -6,6 +6,7 @@ per event accrues.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic_core import from_json
 from ..providers.body import read_json_fields
 from ..providers.output_text import OutputText
 from .call import MeteredCall
+from .closing import sdk_reader_running
 from .sse import CRLF_TAIL, Event, EventReader, cut, null_member_cuts, one_event
 from .taps import _KEPT_BODY, Tap
 
@@ -47,7 +49,8 @@ class SSETap(Tap):
     """
 
     __slots__ = ("_broken", "_chunks", "_content", "_dropped", "_end_seen", "_events", "_filtering", "_kept",
-                 "_kept_size", "_named", "_prefix", "_reader", "_state", "_terminal", "_text", "_tokens", "_watched")
+                 "_kept_size", "_last_at", "_last_data", "_last_name", "_named", "_prefix", "_reader", "_state",
+                 "_terminal", "_text", "_tokens", "_watched")
 
     def __init__(self, inner: Any, call: MeteredCall, decoder: Any | None, *, filtering: bool) -> None:
         super().__init__(inner, call, decoder)
@@ -61,6 +64,9 @@ class SSETap(Tap):
         self._filtering = filtering
         self._broken = False
         self._end_seen = False
+        self._last_name: bytes | None = None  # the last event _observe saw, and its number (see _sdk_rejects_last)
+        self._last_data = b""
+        self._last_at = -1
         self._dropped = False  # the last event was hidden: an LF completing its CRLF goes too
         self._kept: list[bytes] | None = []  # the body until its first event (a streamed call answered with JSON)
         self._kept_size = 0
@@ -213,6 +219,7 @@ class SSETap(Tap):
         if self._named and (name is None or name == b"ping"):
             return data  # the SDK skips it: it never reaches the caller
         self._events += 1
+        self._last_name, self._last_data, self._last_at = name, data, self._events
         self._kept = None
         if self._content is not None and name == self._content:
             self._chunks += 1  # the bulk of a stream: never first, never usage, never the end
@@ -274,8 +281,32 @@ class SSETap(Tap):
             if fields:
                 self._call.observe_body(fields)
                 self._call.finish(status="ok", **self._call.observed)  # type: ignore[arg-type]
-        self._finish_partial("ok", None)
+        rejected = self._sdk_rejects_last()
+        self._finish_partial("error" if rejected else "ok", rejected)
         return rest if self._filtering else b""
+
+    def _sdk_rejects_last(self) -> str | None:
+        """At the end of the body: the exception the SDK's reader is about to raise on the last event, or None.
+
+        The SDKs' older decoders buffer a stream up to each doubled line end of one kind and decode what is
+        left only once the body has ended, so an event the server closed otherwise (a blank line dispatching an
+        empty event after an ``id:``, mixed line ends) reaches the SDK after the end: if its data is not JSON,
+        the SDK raises then, with nothing left to close. Newer decoders read line by line and raise before the
+        end (the close then says so). Only the SDK's own reader parses; a caller reading the bytes does not."""
+        if self._last_at != self._events or self._broken:
+            return None  # the last read went by the shortcut, whole: the SDK decoded it before the end
+        name, data = self._last_name, self._last_data
+        if self._named:  # Anthropic: unnamed events, pings and empty data are skipped; ``error`` is the state's
+            if name is None or name in (b"ping", b"error") or not data:
+                return None
+        elif data.startswith(b"[DONE]"):
+            return None
+        try:
+            json.loads(data.decode("utf-8", "replace"))  # as the SDKs parse it
+            return None
+        except ValueError:
+            pass
+        return "JSONDecodeError" if sdk_reader_running() else None
 
     def _finish_partial(self, status: str, error_type: str | None) -> None:
         if self._call.finished:
